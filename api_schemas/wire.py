@@ -1,0 +1,152 @@
+"""Response shapes of the HTTP API, shared by the server, the CLI and clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api_schemas.spec import SweepSpec
+
+SweepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "partial"]
+TrialStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+TRIAL_STATUSES: tuple[str, ...] = ("pending", "running", "succeeded", "failed", "cancelled")
+REGIMES: tuple[str, ...] = ("I", "II", "III", "IV")
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a machine-readable name and a human sentence."""
+
+    error: str = Field(examples=["SweepNotFound"])
+    detail: Any = Field(examples=["no sweep with id 3f2a…"])
+
+
+class SweepCounts(ReadModel):
+    pending: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class SweepRead(ReadModel):
+    """A sweep with its derived status and progress."""
+
+    id: str
+    name: str
+    workload: str
+    submitter: str
+    priority: int
+    tags: list[str]
+    status: SweepStatus
+    created_at: datetime
+    finished_at: datetime | None = None
+    trial_count: int
+    cached_count: int = Field(description="trials that already had a result at submission")
+    counts: SweepCounts
+    progress: float = Field(description="fraction of trials in a final state")
+    throughput_per_s: float | None = Field(
+        default=None, description="trials finished per second since the first one started"
+    )
+    eta_s: float | None = Field(default=None, description="estimated seconds to completion")
+    spec: SweepSpec | None = None
+
+
+class SweepPage(BaseModel):
+    items: list[SweepRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class SweepPlan(BaseModel):
+    """A dry run: what submitting the spec would do."""
+
+    workload: str
+    trial_count: int
+    cached_count: int
+    new_count: int
+    batch_count: int = Field(description="Ray tasks the new trials would be grouped into")
+    estimated_cost_s: float = Field(description="single-core compute estimate for new trials")
+    sample_params: list[dict[str, Any]] = Field(description="the first few expanded trials")
+
+
+class TrialRead(ReadModel):
+    id: int
+    key: str
+    workload: str
+    status: TrialStatus
+    params: dict[str, Any]
+    seed: int | None
+    attempts: int
+    error: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class TrialPage(BaseModel):
+    items: list[TrialRead]
+    next_cursor: str | None
+
+
+class ResultRead(ReadModel):
+    """One trial's result, beside its theory predictions and regime labels."""
+
+    trial_id: int
+    key: str
+    workload: str
+    status: TrialStatus
+    params: dict[str, Any]
+    seed: int | None
+    gen_error_sim: float | None = None
+    gen_error_theory: float | None = Field(default=None, description="finite-sample theory")
+    gen_error_asymptotic: float | None = Field(default=None, description="replica theory")
+    residual_theory: float | None = None
+    residual_asymptotic: float | None = None
+    regime_theory: str | None = None
+    regime_empirical: str | None = None
+    l_order_theory: float | None = None
+    pd_theory: float | None = None
+    l_order_empirical: float | None = None
+    pd_empirical: float | None = None
+    diverged: bool | None = None
+    stop_reason: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    envelope: dict[str, Any] = Field(default_factory=dict)
+    finished_at: datetime | None = None
+
+
+class ResultPage(BaseModel):
+    items: list[ResultRead]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class SummaryRow(BaseModel):
+    """One group of results: mean, SEM and count over seeds, beside the theory."""
+
+    group: dict[str, Any]
+    count: int
+    gen_error_sim_mean: float | None
+    gen_error_sim_sem: float | None
+    gen_error_theory_mean: float | None
+    gen_error_asymptotic: float | None
+    regime_theory: str | None
+
+
+class Summary(BaseModel):
+    group_by: list[str]
+    rows: list[SummaryRow]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    ray: str
+    dispatcher: str
+    version: str

@@ -1,0 +1,45 @@
+"""FastAPI dependencies: the request's session (its transaction) and settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session
+
+from service.settings import Settings
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit on success, roll back on any error."""
+    session = request.app.state.session_factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_submitter(
+    request: Request,
+    x_sweeps_submitter: Annotated[str | None, Header(max_length=128)] = None,
+) -> str:
+    """Who submits: the X-Sweeps-Submitter header, else the configured default.
+
+    Authentication is not there yet; when it is, the authenticated principal replaces
+    this header and the column stays the same.
+    """
+    return (x_sweeps_submitter or "").strip() or request.app.state.settings.default_submitter
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SubmitterDep = Annotated[str, Depends(get_submitter)]

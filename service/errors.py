@@ -1,0 +1,46 @@
+"""Domain errors.  Each carries its HTTP status; one handler in ``service/app.py``
+renders them as ``{"error": <class name>, "detail": <message>}``.  Services never raise
+``HTTPException``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SweepsError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class SweepNotFound(SweepsError):
+    status_code = 404
+
+
+class IdempotencyConflict(SweepsError):
+    status_code = 409
+
+
+class SweepAlreadyFinished(SweepsError):
+    status_code = 409
+
+
+class SpecRejected(SweepsError):
+    """The spec parsed but cannot be run: limits, infeasible expanded trials.
+
+    ``detail`` is a list of pydantic-style errors (``loc``, ``msg``, ``type``) so a
+    client sees the same shape as for a schema error.
+    """
+
+    status_code = 422
+
+
+class BadCursor(SweepsError):
+    status_code = 400
+
+
+class BadQuery(SweepsError):
+    status_code = 422

@@ -1,0 +1,259 @@
+"""Spec → trials: expand axes, validate every trial, compute content-addressed keys.
+
+Pure functions (no database): ``expand_spec`` returns :class:`PlannedTrial` records or
+raises :class:`SpecRejected` with pydantic-style errors whose ``loc`` points at the
+field of the spec that produced the bad value (``["body", "axes", "lambda_pt"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from api_schemas.spec import Axis, SweepSpec
+from api_schemas.workloads import WORKLOAD_SCHEMAS
+from service.errors import SpecRejected
+from service.settings import LimitSettings
+from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS
+
+# Execution options that do not change the numbers and so stay out of the trial key.
+_NON_NUMERIC_EXECUTION = ("device",)
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    key: str
+    batch_key: str
+    group_key: str
+    theory_key: str | None
+    params: dict[str, Any]
+    seed: int | None
+    execution: dict[str, Any]
+
+
+def canonical_hash(payload: Any) -> str:
+    """SHA-256 of canonical JSON (sorted keys, repr-exact floats)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spec_hash(spec: SweepSpec) -> str:
+    return canonical_hash(spec.model_dump(mode="json"))
+
+
+def _axis_values(axis: Axis) -> list[Any]:
+    if isinstance(axis, list):
+        return list(axis)
+    if axis.kind == "values":
+        return list(axis.values)
+    if axis.kind == "linspace":
+        return np.linspace(axis.start, axis.stop, axis.num).tolist()
+    if axis.kind == "logspace":
+        return np.geomspace(axis.start, axis.stop, axis.num).tolist()
+    rng = np.random.default_rng(axis.seed)
+    if axis.kind == "uniform":
+        return rng.uniform(axis.low, axis.high, axis.count).tolist()
+    return np.exp(rng.uniform(math.log(axis.low), math.log(axis.high), axis.count)).tolist()
+
+
+def _sobol_points(spec: SweepSpec) -> list[dict[str, float]]:
+    from scipy.stats import qmc
+
+    design = spec.sobol
+    assert design is not None
+    names = list(design.params)
+    sampler = qmc.Sobol(d=len(names), scramble=True, seed=design.seed)
+    unit = sampler.random(design.count)
+    points = []
+    for row in unit:
+        point = {}
+        for name, u in zip(names, row, strict=True):
+            bounds = design.params[name]
+            if bounds.log:
+                low, high = math.log(bounds.low), math.log(bounds.high)
+                point[name] = float(math.exp(low + u * (high - low)))
+            else:
+                point[name] = float(bounds.low + u * (bounds.high - bounds.low))
+        points.append(point)
+    return points
+
+
+def count_trials(spec: SweepSpec) -> int:
+    """Trial count without materializing the product (for the max-trials limit)."""
+    count = 1
+    for axis in spec.axes.values():
+        if isinstance(axis, list):
+            count *= len(axis)
+        elif axis.kind == "values":
+            count *= len(axis.values)
+        elif axis.kind in ("linspace", "logspace"):
+            count *= axis.num
+        else:
+            count *= axis.count
+    for group in spec.zip:
+        count *= len(next(iter(group.values())))
+    if spec.sobol is not None:
+        count *= spec.sobol.count
+    if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
+        count *= len(spec.seed_list())
+    return count
+
+
+def _origin_of(spec: SweepSpec) -> dict[str, list[str | int]]:
+    origin: dict[str, list[str | int]] = {name: ["body", "params", name] for name in spec.params}
+    origin.update({name: ["body", "axes", name] for name in spec.axes})
+    for index, group in enumerate(spec.zip):
+        origin.update({name: ["body", "zip", index, name] for name in group})
+    if spec.sobol is not None:
+        origin.update({name: ["body", "sobol", "params", name] for name in spec.sobol.params})
+    return origin
+
+
+def _check_limits(spec: SweepSpec, execution: dict[str, Any], limits: LimitSettings) -> None:
+    total = count_trials(spec)
+    if total > limits.max_trials:
+        raise SpecRejected(
+            [
+                {
+                    "loc": ["body"],
+                    "msg": f"sweep expands to {total} trials; the limit is {limits.max_trials} "
+                    "(SWEEPS_LIMITS__MAX_TRIALS)",
+                    "type": "limit_exceeded",
+                }
+            ]
+        )
+    if int(execution.get("max_steps", 0)) > limits.max_steps:
+        raise SpecRejected(
+            [
+                {
+                    "loc": ["body", "execution", "max_steps"],
+                    "msg": f"max_steps {execution['max_steps']} exceeds the limit "
+                    f"{limits.max_steps} (SWEEPS_LIMITS__MAX_STEPS)",
+                    "type": "limit_exceeded",
+                }
+            ]
+        )
+
+
+def _check_size(params: dict[str, Any], origin: dict, limits: LimitSettings) -> None:
+    if "D" not in params:
+        return
+    dim = int(params["D"])
+    n = max(1, round(float(params["alpha"]) * dim))
+    if dim > limits.max_dimension:
+        raise SpecRejected(
+            [
+                {
+                    "loc": origin.get("D", ["body"]),
+                    "msg": f"D={dim} exceeds the limit {limits.max_dimension} "
+                    "(SWEEPS_LIMITS__MAX_DIMENSION)",
+                    "type": "limit_exceeded",
+                }
+            ]
+        )
+    if dim * n > limits.max_d_times_n:
+        raise SpecRejected(
+            [
+                {
+                    "loc": origin.get("alpha", ["body"]),
+                    "msg": f"D·n = {dim}·{n} = {dim * n} exceeds the limit "
+                    f"{limits.max_d_times_n} (SWEEPS_LIMITS__MAX_D_TIMES_N)",
+                    "type": "limit_exceeded",
+                }
+            ]
+        )
+
+
+def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
+    """All trials of ``spec``, validated, keyed and ordered (axes vary slowest first)."""
+    schema = WORKLOAD_SCHEMAS[spec.workload]
+    workload = WORKLOADS[spec.workload]
+    execution = schema.execution_model.model_validate(spec.execution).model_dump(mode="json")
+    _check_limits(spec, execution, limits)
+    origin = _origin_of(spec)
+
+    blocks: list[list[dict[str, Any]]] = [
+        [{name: value} for value in _axis_values(axis)] for name, axis in spec.axes.items()
+    ]
+    for group in spec.zip:
+        names = list(group)
+        blocks.append(
+            [dict(zip(names, values, strict=True)) for values in zip(*group.values(), strict=True)]
+        )
+    if spec.sobol is not None:
+        blocks.append(_sobol_points(spec))
+    seeds: list[int | None] = list(spec.seed_list()) if schema.uses_seeds else [None]
+    keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
+
+    trials: list[PlannedTrial] = []
+    validated: dict[str, dict[str, Any]] = {}
+    for combination in itertools.product(*blocks):
+        raw = dict(spec.params)
+        for part in combination:
+            raw.update(part)
+        cache_key = json.dumps(raw, sort_keys=True, default=str)
+        params = validated.get(cache_key)
+        if params is None:
+            params = _validate_params(schema.params_model, raw, origin, len(validated))
+            _check_size(params, origin, limits)
+            validated[cache_key] = params
+        theory_key = canonical_hash(
+            {
+                "theory": "replica",
+                "version": WORKLOADS["dln_theory"].evaluator_version,
+                "gamma_ext": gamma_ext,
+                **{f: params.get(f) for f in workload.theory_fields},
+            }
+        )
+        group = {f: params.get(f) for f in workload.group_fields}
+        shared_params = {
+            k: v for k, v in params.items() if k not in workload.varying_within_group
+        }
+        batch_key = canonical_hash({"workload": spec.workload, "exec": keyed_execution, **group})
+        for seed in seeds:
+            key = canonical_hash(
+                {
+                    "workload": spec.workload,
+                    "version": workload.evaluator_version,
+                    "params": params,
+                    "seed": seed,
+                    "execution": keyed_execution,
+                }
+            )
+            # Trials sharing a group key share a dataset (same task draw) or one
+            # theory curve; the dispatcher keeps them in one batch.
+            group_key = canonical_hash(
+                {"batch": batch_key, "seed": seed, "shared": shared_params}
+            )
+            trials.append(
+                PlannedTrial(key, batch_key, group_key, theory_key, params, seed, execution)
+            )
+    return trials
+
+
+def _validate_params(
+    model: type, raw: dict[str, Any], origin: dict[str, list[str | int]], index: int
+) -> dict[str, Any]:
+    try:
+        return model.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False, include_context=False):
+            field = error["loc"][0] if error["loc"] else None
+            loc = origin.get(str(field), ["body", "params"]) if field else ["body"]
+            if not error["loc"]:
+                # A model-level rule (feasibility): name every value that fed it.
+                detail = ", ".join(f"{k}={v}" for k, v in sorted(raw.items()))
+                message = f"{error['msg']} (in the trial with {detail})"
+            else:
+                message = error["msg"]
+            errors.append({"loc": loc, "msg": message, "type": error["type"]})
+        raise SpecRejected(errors) from None

@@ -1,0 +1,78 @@
+"""Typed settings, read from the environment with the prefix ``SWEEPS_``.
+
+Nested groups use a double underscore: ``SWEEPS_LIMITS__MAX_TRIALS=50000``.  The
+defaults run embedded (SQLite file in the working directory, local Ray started
+in-process, dispatcher inside the API process).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LimitSettings(BaseModel):
+    """Admission limits: a spec that exceeds them is rejected with 422."""
+
+    max_trials: int = Field(default=100_000, ge=1, description="trials per sweep")
+    max_dimension: int = Field(default=20_000, ge=2, description="largest D")
+    max_d_times_n: int = Field(default=50_000_000, ge=1, description="largest D·n_FT")
+    max_steps: int = Field(default=1_000_000, ge=1, description="largest GD step count")
+    page_limit: int = Field(default=1000, ge=1, description="hard cap on a result page")
+
+
+class DispatchSettings(BaseModel):
+    """How the dispatcher claims, batches and retries trials."""
+
+    enabled: bool = Field(default=True, description="run a dispatcher inside the API process")
+    batch_size: int = Field(default=512, ge=1, description="most trials in one Ray task")
+    claim_size: int = Field(default=4096, ge=1, description="most trials claimed per round")
+    max_inflight_batches: int = Field(default=8, ge=1)
+    lease_seconds: float = Field(default=120.0, gt=0, description="lease on a claimed trial")
+    poll_seconds: float = Field(default=0.2, gt=0, description="idle sleep between rounds")
+    max_attempts: int = Field(default=3, ge=1, description="tries before a trial fails")
+
+
+class RaySettings(BaseModel):
+    """Where Ray runs: empty address = start a local Ray in-process."""
+
+    address: str = Field(default="", description="e.g. ray://head:10001 or auto")
+    num_cpus: int | None = Field(default=None, ge=1, description="local Ray only")
+    namespace: str = "finetune-sweeps"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SWEEPS_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///sweeps.db",
+        description="SQLAlchemy URL; postgresql+psycopg://… for a shared deployment",
+    )
+    environment: str = Field(default="development", description="development|production")
+    default_submitter: str = Field(
+        default="anonymous", description="submitter when no X-Sweeps-Submitter header is sent"
+    )
+    ray_address: str = Field(default="", description="shortcut for ray.address")
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+
+    @model_validator(mode="after")
+    def _shortcuts(self) -> Settings:
+        if self.ray_address and not self.ray.address:
+            self.ray = self.ray.model_copy(update={"address": self.ray_address})
+        if self.environment == "production" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "SWEEPS_ENVIRONMENT=production needs a shared database: set "
+                "SWEEPS_DATABASE_URL=postgresql+psycopg://…"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

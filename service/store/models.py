@@ -1,0 +1,162 @@
+"""ORM rows.  Rows never leave ``service/store``: repo functions turn them into wire
+schemas or plain records.  The schema itself is made only by Alembic
+(``migrations/versions``); keep the two in lockstep (a test compares them).
+
+Layout:
+- ``sweeps``: one row per submitted spec (who, when, priority, idempotency key).
+- ``trials``: one row per *distinct* trial key (content hash of the canonical config).
+  A trial holds its parameters as typed, indexed numeric columns, its status and lease,
+  and — once finished — its result beside the theory predictions.  Keeping the result
+  on the trial row makes "exactly one result per trial" structural and a results query
+  a single-table, index-backed scan.
+- ``sweep_trials``: which sweep asked for which trial (a trial shared by two sweeps runs
+  once; ``cached`` marks trials that already had a result when the sweep arrived).
+- ``theory_predictions``: the asymptotic (replica) value, computed once per parameter
+  set (not per seed or D) and shared by every simulation of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BigInteger ids on PostgreSQL, but SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    workload: Mapped[str] = mapped_column(String(64), index=True)
+    submitter: Mapped[str] = mapped_column(String(128), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    trial_count: Mapped[int] = mapped_column(Integer)
+    cached_count: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SweepTrial(Base):
+    __tablename__ = "sweep_trials"
+
+    sweep_id: Mapped[str] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    trial_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    workload: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    execution: Mapped[dict[str, Any]] = mapped_column(JSON)
+    batch_key: Mapped[str] = mapped_column(String(64))
+    # Trials with one group key share a dataset or a theory curve (service/expand.py).
+    group_key: Mapped[str] = mapped_column(String(64))
+    theory_key: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    # Typed copies of the parameters that queries filter on (THEORY.md names).
+    c_pt: Mapped[float | None] = mapped_column(Float, index=True)
+    lambda_pt: Mapped[float | None] = mapped_column(Float, index=True)
+    gamma_ft: Mapped[float | None] = mapped_column(Float, index=True)
+    rho_pt: Mapped[float | None] = mapped_column(Float, index=True)
+    rho_ft: Mapped[float | None] = mapped_column(Float, index=True)
+    omega: Mapped[float | None] = mapped_column(Float, index=True)
+    alpha: Mapped[float | None] = mapped_column(Float, index=True)
+    a_pt: Mapped[float | None] = mapped_column(Float)
+    sigma0: Mapped[float | None] = mapped_column(Float)
+    dim: Mapped[int | None] = mapped_column("D", Integer, index=True)
+    seed: Mapped[int | None] = mapped_column(Integer, index=True)
+
+    # Scheduling state; changed only through service/transitions.py.
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Result, beside its theory predictions.
+    gen_error_sim: Mapped[float | None] = mapped_column(Float)
+    gen_error_theory: Mapped[float | None] = mapped_column(Float)
+    gen_error_asymptotic: Mapped[float | None] = mapped_column(Float)
+    residual_theory: Mapped[float | None] = mapped_column(Float)
+    residual_asymptotic: Mapped[float | None] = mapped_column(Float)
+    regime_theory: Mapped[str | None] = mapped_column(String(8))
+    regime_empirical: Mapped[str | None] = mapped_column(String(8))
+    l_order_theory: Mapped[float | None] = mapped_column(Float)
+    pd_theory: Mapped[float | None] = mapped_column(Float)
+    l_order_empirical: Mapped[float | None] = mapped_column(Float)
+    pd_empirical: Mapped[float | None] = mapped_column(Float)
+    classifier_version: Mapped[str | None] = mapped_column(String(32))
+    diverged: Mapped[bool | None] = mapped_column(Boolean)
+    stop_reason: Mapped[str | None] = mapped_column(String(32))
+    wall_time_s: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Reproducibility envelope (DESIGN.md): code version, library versions, device, dtype.
+    device: Mapped[str | None] = mapped_column(String(64))
+    dtype: Mapped[str | None] = mapped_column(String(16))
+    code_version: Mapped[str | None] = mapped_column(String(64))
+    envelope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        # The dispatcher's claim query: pending trials by priority, then age.
+        Index("ix_trials_claim", "status", "priority", "id"),
+        Index("ix_trials_lease", "status", "lease_expires_at"),
+        # Regime + parameter range queries (GET /v1/results) ordered by id.
+        Index("ix_trials_regime_theory_id", "regime_theory", "id"),
+        Index("ix_trials_regime_empirical_id", "regime_empirical", "id"),
+        Index("ix_trials_workload_batch", "workload", "batch_key"),
+    )
+
+
+class TheoryPrediction(Base):
+    __tablename__ = "theory_predictions"
+
+    theory_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gen_error: Mapped[float | None] = mapped_column(Float)
+    reliable: Mapped[bool | None] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,70 @@
+"""Sweep use cases: plan (dry run) and submit, with idempotency.
+
+Routes call these; these call ``expand`` (pure) and the store (SQL).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy.orm import Session
+
+from api_schemas.spec import SweepSpec
+from api_schemas.wire import SweepPlan, SweepRead
+from service.errors import IdempotencyConflict
+from service.expand import expand_spec, spec_hash
+from service.settings import Settings
+from service.store import sweeps as sweep_store
+from workers.workloads import WORKLOADS
+
+
+def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPlan:
+    """What submitting ``spec`` would do: trial count, cache hits, batches, cost."""
+    planned = expand_spec(spec, settings.limits)
+    unique = {trial.key: trial for trial in planned}
+    stored = sweep_store.existing_trials(session, list(unique))
+    cached = sum(1 for key in unique if stored.get(key, (0, ""))[1] == "succeeded")
+    new = [trial for key, trial in unique.items() if stored.get(key, (0, ""))[1] != "succeeded"]
+    workload = WORKLOADS[spec.workload]
+    batch_sizes = Counter(trial.batch_key for trial in new)
+    batch_size = settings.dispatch.batch_size
+    batches = sum(-(-count // batch_size) for count in batch_sizes.values())
+    cost = sum(workload.cost_per_trial_s(trial.params, trial.execution) for trial in new)
+    sample = [dict(trial.params, seed=trial.seed) for trial in planned[:5]]
+    return SweepPlan(
+        workload=spec.workload,
+        trial_count=len(unique),
+        cached_count=cached,
+        new_count=len(new),
+        batch_count=batches,
+        estimated_cost_s=cost,
+        sample_params=sample,
+    )
+
+
+def submit_sweep(
+    session: Session,
+    spec: SweepSpec,
+    settings: Settings,
+    submitter: str,
+    idempotency_key: str | None,
+) -> tuple[SweepRead, bool]:
+    """Create the sweep (or return the one this idempotency key made).
+
+    Returns (sweep, created).  Same key + same spec → the existing sweep; same key +
+    different spec → :class:`IdempotencyConflict` (409).  Everything is written in the
+    caller's transaction, so a rejected spec writes nothing.
+    """
+    digest = spec_hash(spec)
+    if idempotency_key:
+        existing = sweep_store.find_by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            if existing.spec_hash != digest:
+                raise IdempotencyConflict(
+                    f"Idempotency-Key {idempotency_key!r} was used for a different spec "
+                    f"(sweep {existing.id})"
+                )
+            return sweep_store.read_sweep(session, existing.id), False
+    planned = expand_spec(spec, settings.limits)
+    created = sweep_store.create_sweep(session, spec, digest, submitter, idempotency_key, planned)
+    return sweep_store.read_sweep(session, created.sweep_id), True

@@ -1,0 +1,333 @@
+"""The simulator contract the sweep service calls: fine-tuning trials in, records out.
+
+:func:`evaluate_finetune_batch` runs a list of :class:`FinetuneTrial` in one go:
+
+1. one dataset per distinct ``(task, D, alpha, seed, n_test, alpha_pt)`` (THEORY.md §1);
+2. pretraining -- "oracle" (weights reconstructed from ``beta*_PT``) or "trained" (GD on
+   ``alpha_pt * D`` PT samples, one network per distinct dataset and ``(c_pt, lambda_pt)``);
+3. the FT start (first layers summed, readout re-initialized), then every FT network
+   trained in one batched GD call (networks sharing a dataset are matrix columns);
+4. per network: ``sqrt_k`` from the actual post-re-init weights, the finite-sample
+   implicit-bias prediction on the same ``(X, y)`` (THEORY.md §2), the theory regime of
+   ``(task, init)`` and the empirical regime of the trained network (THEORY.md §4).
+
+Records are JSON-safe (NaN/inf -> ``None``); ``wall_time_s`` is the batch's wall time
+divided evenly among its trials.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from workers.config import InitParams, TaskStats, validate_alpha
+from workers.dln.pretrain import finetune_start, oracle_pretrained_weights, pretrain_job
+from workers.dln.simulate import (
+    DTYPES,
+    GDJob,
+    GDOptions,
+    GDResult,
+    resolve_device,
+    run_gradient_descent,
+)
+from workers.dln.tasks import Dataset, make_dataset
+from workers.theory.implicit_bias import solve_implicit_bias
+from workers.theory.potential import sqrt_k_from_weights
+from workers.theory.regimes import CLASSIFIER_VERSION, empirical_regime, theory_regime
+
+PT_MODES = ("oracle", "trained")
+# A coordinate is in the support of a solution when |beta_i| >= this fraction of max|beta|.
+SUPPORT_REL_THRESHOLD = 1e-2
+
+
+@dataclass(frozen=True)
+class FinetuneTrial:
+    """One fine-tuning experiment: task statistics, init knobs, size, sample ratio, seed."""
+
+    task: TaskStats
+    init: InitParams
+    D: int
+    alpha: float
+    seed: int
+    alpha_pt: float = 1.0
+    n_test: int = 1000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.D, bool) or not isinstance(self.D, int) or self.D < 1:
+            raise ValueError(f"D must be an integer >= 1, got {self.D!r}")
+        validate_alpha(self.alpha, "alpha")
+        validate_alpha(self.alpha_pt, "alpha_pt")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.n_test, bool) or not isinstance(self.n_test, int) or self.n_test < 1:
+            raise ValueError(f"n_test must be an integer >= 1, got {self.n_test!r}")
+
+    @property
+    def dataset_key(self) -> tuple[object, ...]:
+        return (self.task, self.D, self.alpha, self.seed, self.n_test, self.alpha_pt)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """GD settings for PT and FT (THEORY.md §5: lr 0.5, train MSE < 1e-4, stall 1e-6).
+
+    The loss is ``mean((f(x) - y)^2)`` without a 1/2 (see ``workers.dln.simulate``).
+    ``loss_threshold`` 1e-4 is the paper's rule; it floors the simulated generalization
+    error around 1e-5..1e-3 (THEORY.md §5), so tighten it when errors below ~1e-2 matter.
+    The paper used ``lr = 0.05`` near ``lambda_pt = -1``.  The "trained" PT mode uses
+    ``pt_lr``, ``pt_max_steps`` and the tighter ``pt_loss_threshold``.
+    """
+
+    lr: float = 0.5
+    max_steps: int = 20000
+    loss_threshold: float = 1e-4
+    stall_tol: float = 1e-6
+    pt_mode: str = "oracle"
+    pt_lr: float = 0.5
+    pt_max_steps: int = 20000
+    pt_loss_threshold: float = 1e-8
+    check_every: int = 50
+    dtype: str = "float64"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "pt_lr"):
+            value = getattr(self, name)
+            if not (_is_number(value) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("max_steps", "pt_max_steps", "check_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("loss_threshold", "stall_tol", "pt_loss_threshold"):
+            value = getattr(self, name)
+            if not (_is_number(value) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.pt_mode not in PT_MODES:
+            raise ValueError(f"pt_mode must be one of {', '.join(PT_MODES)}, got {self.pt_mode!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        resolve_device(self.device)
+
+    def gd_options(self, *, finetune: bool) -> GDOptions:
+        """Simulator options for the FT phase or the trained-PT phase."""
+        return GDOptions(
+            lr=self.lr if finetune else self.pt_lr,
+            max_steps=self.max_steps if finetune else self.pt_max_steps,
+            loss_threshold=self.loss_threshold if finetune else self.pt_loss_threshold,
+            stall_tol=self.stall_tol,
+            check_every=self.check_every,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True, eq=False)
+class FinetuneOutcome:
+    """Result of one trial.  :meth:`to_record` gives the JSON record the service stores.
+
+    The array fields (``beta_sim``, ``beta_theory``, ``beta_pt_hat``, ``sqrt_k``) are for
+    in-process callers and tests; they are not part of the record.
+    """
+
+    gen_error_sim: float
+    test_mse: float
+    gen_error_theory: float
+    beta_rel_diff: float
+    train_loss: float
+    steps: int
+    stop_reason: str
+    diverged: bool
+    invariant_drift: float
+    wall_time_s: float
+    regime_theory: str
+    l_order_theory: float
+    pd_theory: float
+    regime_empirical: str | None
+    l_order_empirical: float
+    pd_empirical: float
+    theory_converged: bool
+    theory_residual: float
+    support_reuse: float
+    device: str
+    dtype: str
+    classifier_version: str
+    beta_sim: np.ndarray = field(repr=False)
+    beta_theory: np.ndarray = field(repr=False)
+    beta_pt_hat: np.ndarray = field(repr=False)
+    sqrt_k: np.ndarray = field(repr=False)
+
+    def to_record(self) -> dict[str, float | int | str | bool | None]:
+        """Plain JSON scalars, non-finite floats as ``None``; array fields are left out."""
+        record: dict[str, float | int | str | bool | None] = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, np.ndarray):
+                continue
+            if isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            record[spec.name] = value
+        return record
+
+
+def evaluate_finetune_batch(
+    trials: Sequence[FinetuneTrial], options: TrainOptions
+) -> list[FinetuneOutcome]:
+    """Pretrain, re-initialize and fine-tune every trial; outcomes in trial order.
+
+    Implements the pipeline of THEORY.md §1 (PT, FT start), §2 (finite-sample
+    prediction ``argmin_{X beta = y} Q_k`` with ``sqrt_k`` from the post-re-init
+    weights) and §4 (theory and empirical regimes).  Datasets, trained PT networks and
+    theory regimes are computed once per distinct key; all FT networks share one
+    batched GD call.  Divergence is reported per trial, never raised.
+    """
+    start = time.perf_counter()
+    datasets: dict[tuple[object, ...], Dataset] = {}
+    for trial in trials:
+        if trial.dataset_key not in datasets:
+            datasets[trial.dataset_key] = make_dataset(
+                trial.task,
+                D=trial.D,
+                alpha=trial.alpha,
+                seed=trial.seed,
+                n_test=trial.n_test,
+                alpha_pt=trial.alpha_pt,
+                with_pt_data=options.pt_mode == "trained",
+            )
+    pretrained = _pretrain(trials, datasets, options)
+
+    ft_jobs: list[GDJob] = []
+    for trial, (pt_weights, _) in zip(trials, pretrained, strict=True):
+        data = datasets[trial.dataset_key]
+        ft_jobs.append(
+            GDJob(
+                X=data.X_ft,
+                y=data.y_ft,
+                init=finetune_start(pt_weights.w_plus, pt_weights.w_minus, trial.init),
+                beta_star=data.beta_ft_star,
+                X_test=data.X_test,
+                y_test=data.y_test,
+            )
+        )
+    ft_results = run_gradient_descent(ft_jobs, options.gd_options(finetune=True))
+
+    regime_cache: dict[tuple[TaskStats, InitParams], object] = {}
+    outcomes = []
+    for trial, job, result, (_, beta_pt_hat) in zip(
+        trials, ft_jobs, ft_results, pretrained, strict=True
+    ):
+        key = (trial.task, trial.init)
+        if key not in regime_cache:
+            regime_cache[key] = theory_regime(trial.task, trial.init)
+        outcomes.append(
+            _outcome(trial, job, result, beta_pt_hat, regime_cache[key], options)
+        )
+    share = (time.perf_counter() - start) / max(1, len(trials))
+    return [_with_wall_time(outcome, share) for outcome in outcomes]
+
+
+def _pretrain(
+    trials: Sequence[FinetuneTrial],
+    datasets: dict[tuple[object, ...], Dataset],
+    options: TrainOptions,
+) -> list[tuple[object, np.ndarray]]:
+    """Per trial: (post-PT weights, beta_hat_PT), oracle or trained (batched, deduplicated)."""
+    if options.pt_mode == "oracle":
+        out = []
+        for trial in trials:
+            beta_star = datasets[trial.dataset_key].beta_pt_star
+            weights = oracle_pretrained_weights(beta_star, trial.init.c_pt, trial.init.lambda_pt)
+            out.append((weights, beta_star))
+        return out
+    keys = [(trial.dataset_key, trial.init.c_pt, trial.init.lambda_pt) for trial in trials]
+    unique = list(dict.fromkeys(keys))
+    jobs = []
+    for dataset_key, c_pt, lambda_pt in unique:
+        data = datasets[dataset_key]
+        jobs.append(pretrain_job(data.X_pt, data.y_pt, c_pt, lambda_pt))
+    results: dict[object, GDResult] = dict(
+        zip(unique, run_gradient_descent(jobs, options.gd_options(finetune=False)), strict=True)
+    )
+    return [(results[key].weights, results[key].beta) for key in keys]
+
+
+def _support(beta: np.ndarray) -> np.ndarray:
+    scale = float(np.max(np.abs(beta))) if beta.size else 0.0
+    return np.abs(beta) >= SUPPORT_REL_THRESHOLD * scale if scale > 0 else np.zeros(beta.shape, bool)
+
+
+def _outcome(
+    trial: FinetuneTrial,
+    job: GDJob,
+    result: GDResult,
+    beta_pt_hat: np.ndarray,
+    regime: object,
+    options: TrainOptions,
+) -> FinetuneOutcome:
+    init = job.init
+    sqrt_k = sqrt_k_from_weights(init.w_plus, init.v_plus, init.w_minus, init.v_minus)
+    beta_star = job.beta_star
+    try:
+        theory = solve_implicit_bias(job.X, job.y, sqrt_k)
+        beta_theory, converged, residual = theory.beta, theory.converged, theory.residual
+    except ValueError:
+        # sqrt_k == 0 somewhere (a first layer that cancelled to 0 with gamma = 0).
+        beta_theory, converged, residual = np.full_like(sqrt_k, np.nan), False, math.nan
+    gen_theory = float(np.mean((beta_theory - beta_star) ** 2))
+    nan = math.nan
+    rel_diff = reuse = l_emp = pd_emp = nan
+    label_emp: str | None = None
+    beta_sim = result.beta
+    if not result.diverged and np.all(np.isfinite(beta_sim)):
+        norm = float(np.linalg.norm(beta_theory))
+        if norm > 0:
+            rel_diff = float(np.linalg.norm(beta_sim - beta_theory)) / norm
+        ft_support = _support(beta_sim)
+        if ft_support.any():
+            reuse = float(np.mean(_support(beta_pt_hat)[ft_support]))
+        emp = empirical_regime(
+            beta_ft=beta_sim, beta_pt=beta_pt_hat, sqrt_k=sqrt_k, init=trial.init
+        )
+        label_emp, l_emp, pd_emp = emp.label, float(emp.l_order), float(emp.pd)
+    return FinetuneOutcome(
+        gen_error_sim=result.gen_error,
+        test_mse=result.test_mse,
+        gen_error_theory=gen_theory,
+        beta_rel_diff=rel_diff,
+        train_loss=result.train_loss,
+        steps=int(result.steps),
+        stop_reason=result.stop_reason,
+        diverged=result.diverged,
+        invariant_drift=result.invariant_drift,
+        wall_time_s=result.wall_time_s,
+        regime_theory=regime.label,  # type: ignore[attr-defined]
+        l_order_theory=float(regime.l_order),  # type: ignore[attr-defined]
+        pd_theory=float(regime.pd),  # type: ignore[attr-defined]
+        regime_empirical=label_emp,
+        l_order_empirical=l_emp,
+        pd_empirical=pd_emp,
+        theory_converged=bool(converged),
+        theory_residual=float(residual),
+        support_reuse=reuse,
+        device=options.device,
+        dtype=options.dtype,
+        classifier_version=str(CLASSIFIER_VERSION),
+        beta_sim=beta_sim,
+        beta_theory=beta_theory,
+        beta_pt_hat=beta_pt_hat,
+        sqrt_k=sqrt_k,
+    )
+
+
+def _with_wall_time(outcome: FinetuneOutcome, seconds: float) -> FinetuneOutcome:
+    return replace(outcome, wall_time_s=seconds)
