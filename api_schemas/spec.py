@@ -123,8 +123,10 @@ class SweepSpec(StrictModel):
         if isinstance(self.seeds, int):
             if not 1 <= self.seeds <= 10_000:
                 raise ValueError("seeds as a count must lie in [1, 10000]")
-        elif not self.seeds or any(s < 0 for s in self.seeds) or len(set(self.seeds)) != len(
-            self.seeds
+        elif (
+            not self.seeds
+            or any(s < 0 for s in self.seeds)
+            or len(set(self.seeds)) != len(self.seeds)
         ):
             raise ValueError("seeds as a list must be non-empty, distinct and >= 0")
         seen: dict[str, str] = {name: "params" for name in self.params}

@@ -131,12 +131,13 @@ class SummaryRow(BaseModel):
     """One group of results: mean, SEM and count over seeds, beside the theory."""
 
     group: dict[str, Any]
-    count: int
+    count: int = Field(description="trials in the group")
+    count_sim: int = Field(default=0, description="trials with a gen_error_sim (the n of the SEM)")
     gen_error_sim_mean: float | None
-    gen_error_sim_sem: float | None
-    gen_error_theory_mean: float | None
-    gen_error_asymptotic: float | None
-    regime_theory: str | None
+    gen_error_sim_sem: float | None = Field(description="sample std / sqrt(n); None for n < 2")
+    gen_error_theory_mean: float | None = Field(description="mean finite-sample theory")
+    gen_error_asymptotic: float | None = Field(description="mean replica theory of the group")
+    regime_theory: str | None = Field(description="most common theory regime of the group")
 
 
 class Summary(BaseModel):

@@ -35,12 +35,15 @@ class TaskStatsParams(StrictModel):
         default=None, ge=0, le=1, description="paper's parameterization: omega*rho_ft/rho_pt"
     )
     rho_ft_new: float | None = Field(
-        default=None, ge=0, le=1, description="paper's parameterization: (1-omega)*rho_ft/(1-rho_pt)"
+        default=None,
+        ge=0,
+        le=1,
+        description="paper's parameterization: (1-omega)*rho_ft/(1-rho_pt)",
     )
     a_pt: float = Field(default=1.0, gt=0, description="PT teacher value on its support")
-    ft_norm: Literal[
-        "unit_total_var", "unit_nonzero_var", "aligned", "opposite", "correlated"
-    ] = "unit_total_var"
+    ft_norm: Literal["unit_total_var", "unit_nonzero_var", "aligned", "opposite", "correlated"] = (
+        "unit_total_var"
+    )
     q: float = Field(default=0.0, ge=-1, le=1, description="correlation for ft_norm=correlated")
     sigma0: float = Field(default=0.0, ge=0, description="FT label-noise standard deviation")
 
@@ -49,9 +52,7 @@ class TaskStatsParams(StrictModel):
         paper = self.rho_ft_shared is not None or self.rho_ft_new is not None
         direct = self.rho_ft is not None or self.omega is not None
         if paper and direct:
-            raise ValueError(
-                "give either (rho_ft, omega) or (rho_ft_shared, rho_ft_new), not both"
-            )
+            raise ValueError("give either (rho_ft, omega) or (rho_ft_shared, rho_ft_new), not both")
         if paper:
             if self.rho_ft_shared is None or self.rho_ft_new is None:
                 raise ValueError("rho_ft_shared and rho_ft_new must be given together")

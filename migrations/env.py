@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from alembic import context
 
-
 from service.settings import Settings
 from service.store.models import Base
 from service.store.session import make_engine

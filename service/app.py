@@ -33,7 +33,8 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
     """Field path + reason; drop the echoed input (it may be large or contain NaN)."""
     cleaned = []
     for error in errors:
-        item = {"loc": list(error.get("loc", [])), "msg": error.get("msg"), "type": error.get("type")}
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        item = {"loc": list(error.get("loc", [])), "msg": message, "type": error.get("type")}
         cleaned.append(item)
     return cleaned
 

@@ -157,7 +157,9 @@ class Dispatcher:
         if release and self.inflight:
             with session_scope(self.session_factory) as session:
                 for batch in self.inflight:
-                    transitions.requeue_running(session, self.owner, batch.ids, "dispatcher stopped")
+                    transitions.requeue_running(
+                        session, self.owner, batch.ids, "dispatcher stopped"
+                    )
         self.inflight = []
 
     @property
@@ -177,13 +179,14 @@ class Dispatcher:
                 self._stop.wait(self.config.poll_seconds)
 
     def run_until_idle(self, timeout: float = 600.0) -> None:
-        """Drive rounds in the caller's thread until nothing is pending or running."""
+        """Drive rounds in the caller's thread until no trial is pending or running
+        (a trial held by a dead dispatcher counts until its lease expires)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.step()
             if not self.inflight:
                 with session_scope(self.session_factory) as session:
-                    if trial_store.pending_count(session) == 0:
+                    if trial_store.active_count(session) == 0:
                         return
             time.sleep(0.01)
         raise TimeoutError("dispatcher did not become idle")
@@ -278,15 +281,18 @@ class Dispatcher:
             half = len(batch.trials) // 2
             log.warning("batch of %d failed (%s); splitting", len(batch.trials), message)
             for part in (batch.trials[:half], batch.trials[half:]):
-                wanted = {t.id: batch.theory_wanted[t.id] for t in part if t.id in batch.theory_wanted}
+                wanted = {
+                    t.id: batch.theory_wanted[t.id] for t in part if t.id in batch.theory_wanted
+                }
                 self._submit(Batch(batch.workload, part, wanted, batch.gpus))
             return
         trial = batch.trials[0]
         with session_scope(self.session_factory) as session:
             if isinstance(cause, PERMANENT_ERRORS) or trial.attempts >= self.config.max_attempts:
                 transitions.finish_running(
-                    session, self.owner, [(trial.id, {"status": transitions.FAILED,
-                                                      "error": message})]
+                    session,
+                    self.owner,
+                    [(trial.id, {"status": transitions.FAILED, "error": message})],
                 )
             else:
                 transitions.requeue_running(session, self.owner, [trial.id], message)

@@ -214,9 +214,7 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
             }
         )
         group = {f: params.get(f) for f in workload.group_fields}
-        shared_params = {
-            k: v for k, v in params.items() if k not in workload.varying_within_group
-        }
+        shared_params = {k: v for k, v in params.items() if k not in workload.varying_within_group}
         batch_key = canonical_hash({"workload": spec.workload, "exec": keyed_execution, **group})
         for seed in seeds:
             key = canonical_hash(
@@ -230,9 +228,7 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
             )
             # Trials sharing a group key share a dataset (same task draw) or one
             # theory curve; the dispatcher keeps them in one batch.
-            group_key = canonical_hash(
-                {"batch": batch_key, "seed": seed, "shared": shared_params}
-            )
+            group_key = canonical_hash({"batch": batch_key, "seed": seed, "shared": shared_params})
             trials.append(
                 PlannedTrial(key, batch_key, group_key, theory_key, params, seed, execution)
             )
@@ -243,17 +239,16 @@ def _validate_params(
     model: type, raw: dict[str, Any], origin: dict[str, list[str | int]], index: int
 ) -> dict[str, Any]:
     try:
-        return model.model_validate(raw).model_dump(mode="json")
+        return model.model_validate(raw).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         errors = []
         for error in exc.errors(include_url=False, include_context=False):
-            field = error["loc"][0] if error["loc"] else None
-            loc = origin.get(str(field), ["body", "params"]) if field else ["body"]
+            field = str(error["loc"][0]) if error["loc"] else None
+            loc = origin.get(field, ["body", "params", field]) if field else ["body"]
+            message = str(error["msg"]).removeprefix("Value error, ")
             if not error["loc"]:
                 # A model-level rule (feasibility): name every value that fed it.
                 detail = ", ".join(f"{k}={v}" for k, v in sorted(raw.items()))
-                message = f"{error['msg']} (in the trial with {detail})"
-            else:
-                message = error["msg"]
+                message = f"{message} (in the trial with {detail})"
             errors.append({"loc": loc, "msg": message, "type": error["type"]})
         raise SpecRejected(errors) from None

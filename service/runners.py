@@ -78,8 +78,7 @@ class RayRunner:
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
         import ray
 
-        ready, _ = ray.wait(handles, num_returns=len(handles), timeout=timeout,
-                            fetch_local=True)
+        ready, _ = ray.wait(handles, num_returns=len(handles), timeout=timeout, fetch_local=True)
         return ready
 
     def result(self, handle: Any) -> BatchOutput:

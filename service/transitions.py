@@ -208,7 +208,11 @@ def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> 
             update(Trial)
             .where(Trial.id.in_(chunk), Trial.status.in_([FAILED, CANCELLED]))
             .values(
-                status=PENDING, attempts=0, error=None, started_at=None, finished_at=None,
+                status=PENDING,
+                attempts=0,
+                error=None,
+                started_at=None,
+                finished_at=None,
                 priority=priority,
             )
             .execution_options(synchronize_session=False)

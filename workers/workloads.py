@@ -26,8 +26,20 @@ DEFAULT_GAMMA_EXT = 1e-6
 # Parameters that determine the replica prediction (THEORY.md §3); with gamma_ext they
 # form the theory key shared by every seed and every D of one parameter set.
 THEORY_FIELDS = (
-    "rho_pt", "rho_ft", "omega", "rho_ft_shared", "rho_ft_new", "a_pt", "ft_norm", "q",
-    "sigma0", "c_pt", "lambda_pt", "gamma_ft", "readout_convention", "alpha",
+    "rho_pt",
+    "rho_ft",
+    "omega",
+    "rho_ft_shared",
+    "rho_ft_new",
+    "a_pt",
+    "ft_norm",
+    "q",
+    "sigma0",
+    "c_pt",
+    "lambda_pt",
+    "gamma_ft",
+    "readout_convention",
+    "alpha",
 )
 
 
@@ -79,9 +91,7 @@ def _nan_to_none(value: Any) -> Any:
 
 def task_and_init(params: dict[str, Any]) -> tuple[TaskStats, InitParams]:
     """Build validated science records from a trial's (already schema-checked) params."""
-    task_kwargs = {
-        key: params[key] for key in ("a_pt", "ft_norm", "q", "sigma0") if key in params
-    }
+    task_kwargs = {key: params[key] for key in ("a_pt", "ft_norm", "q", "sigma0") if key in params}
     if params.get("rho_ft_shared") is not None:
         task = TaskStats.from_paper_parameterization(
             params["rho_pt"], params["rho_ft_shared"], params["rho_ft_new"], **task_kwargs
@@ -107,9 +117,7 @@ def _theory_curves(
     """
     from workers.theory.asymptotics import generalization_curve
 
-    by_curve: dict[tuple[TaskStats, InitParams, float], list[tuple[str, float]]] = defaultdict(
-        list
-    )
+    by_curve: dict[tuple[TaskStats, InitParams, float], list[tuple[str, float]]] = defaultdict(list)
     for theory_key, (task, init, alpha, gamma_ext) in requests.items():
         by_curve[(task, init, gamma_ext)].append((theory_key, alpha))
     out: dict[str, Record] = {}
@@ -137,7 +145,12 @@ def _run_dln_theory(items: Sequence[TrialItem], theory_wanted: dict[int, str]) -
     for item in items:
         task, init = task_and_init(item.params)
         gamma_ext = float(item.execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
-        requests[theory_wanted[item.trial_id]] = (task, init, float(item.params["alpha"]), gamma_ext)
+        requests[theory_wanted[item.trial_id]] = (
+            task,
+            init,
+            float(item.params["alpha"]),
+            gamma_ext,
+        )
         if (task, init) not in regimes:
             regimes[(task, init)] = theory_regime(task, init)
     theory = _theory_curves(requests)
@@ -208,7 +221,10 @@ def _run_dln_finetune(items: Sequence[TrialItem], theory_wanted: dict[int, str])
         )
         if item.trial_id in theory_wanted:
             theory_requests[theory_wanted[item.trial_id]] = (
-                task, init, float(item.params["alpha"]), DEFAULT_GAMMA_EXT
+                task,
+                init,
+                float(item.params["alpha"]),
+                DEFAULT_GAMMA_EXT,
             )
     outcomes = evaluate_finetune_batch(trials, options)
     records = []

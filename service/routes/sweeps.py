@@ -36,9 +36,7 @@ def create_sweep(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SweepRead:
     """Submit a sweep; an Idempotency-Key makes retries safe."""
-    sweep, created = sweep_service.submit_sweep(
-        session, spec, settings, submitter, idempotency_key
-    )
+    sweep, created = sweep_service.submit_sweep(session, spec, settings, submitter, idempotency_key)
     if not created:
         response.status_code = status.HTTP_200_OK
     return sweep
@@ -65,7 +63,12 @@ def list_sweeps(
 ) -> SweepPage:
     """List sweeps, newest first, filtered by status, name, tag or submitter."""
     return sweep_store.list_sweeps(
-        session, limit=limit, offset=offset, status=status_, name=name, tag=tag,
+        session,
+        limit=limit,
+        offset=offset,
+        status=status_,
+        name=name,
+        tag=tag,
         submitter=submitter,
     )
 
@@ -85,7 +88,9 @@ def cancel_sweep(sweep_id: str, session: SessionDep) -> SweepRead:
 
 
 @router.get(
-    "/{sweep_id}/trials", operation_id="list_sweep_trials", response_model=TrialPage,
+    "/{sweep_id}/trials",
+    operation_id="list_sweep_trials",
+    response_model=TrialPage,
     responses=ERRORS,
 )
 def list_trials(

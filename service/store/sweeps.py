@@ -101,9 +101,9 @@ def create_sweep(
     insert = _dialect_insert(session)
     for start in range(0, len(rows), _CHUNK):
         session.execute(
-            insert(Trial).values(rows[start : start + _CHUNK]).on_conflict_do_nothing(
-                index_elements=["key"]
-            )
+            insert(Trial)
+            .values(rows[start : start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["key"])
         )
     after = existing_trials(session, list(unique))
     cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
@@ -114,9 +114,7 @@ def create_sweep(
     ]
     transitions.revive_trials(session, revive, spec.priority)
     # A higher-priority sweep lifts the priority of pending trials it shares.
-    shared_pending = [
-        after[key][0] for key in before if before[key][1] == transitions.PENDING
-    ]
+    shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
     for start in range(0, len(shared_pending), _CHUNK):
         session.execute(
             update(Trial)
@@ -258,8 +256,9 @@ def list_sweeps(
     reads = [_to_read(session, s, counts[s.id], with_spec=False) for s in sweeps]
     if status:
         reads = [read for read in reads if read.status == status]
-    return SweepPage(items=reads[offset : offset + limit], total=len(reads), limit=limit,
-                     offset=offset)
+    return SweepPage(
+        items=reads[offset : offset + limit], total=len(reads), limit=limit, offset=offset
+    )
 
 
 def cancel_sweep(session: Session, sweep_id: str) -> SweepRead:
@@ -307,7 +306,9 @@ def list_trials(
         try:
             after = int(cursor)
         except ValueError:
-            raise BadCursor(f"cursor {cursor!r} is not a cursor returned by this endpoint") from None
+            raise BadCursor(
+                f"cursor {cursor!r} is not a cursor returned by this endpoint"
+            ) from None
     query = (
         select(Trial)
         .join(SweepTrial, SweepTrial.trial_id == Trial.id)

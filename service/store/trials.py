@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -50,16 +50,12 @@ def save_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> Non
         }
         for key, value in predictions.items()
     ]
-    insert = (
-        postgresql.insert
-        if session.get_bind().dialect.name == "postgresql"
-        else sqlite.insert
-    )
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     for chunk in _chunks(rows):
         session.execute(
-            insert(TheoryPrediction).values(list(chunk)).on_conflict_do_nothing(
-                index_elements=["theory_key"]
-            )
+            insert(TheoryPrediction)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["theory_key"])
         )
 
 
@@ -91,9 +87,13 @@ def renew_leases(
         )
 
 
-def pending_count(session: Session) -> int:
-    from sqlalchemy import func
-
-    return session.scalar(
-        select(func.count()).select_from(Trial).where(Trial.status == transitions.PENDING)
-    ) or 0
+def active_count(session: Session) -> int:
+    """Trials still pending or running (any owner)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Trial)
+            .where(Trial.status.in_([transitions.PENDING, transitions.RUNNING]))
+        )
+        or 0
+    )

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-FLOAT_COLUMNS = ("c_pt", "lambda_pt", "gamma_ft", "rho_pt", "rho_ft", "omega", "alpha",
-                 "a_pt", "sigma0")
+FLOAT_COLUMNS = (
+    "c_pt",
+    "lambda_pt",
+    "gamma_ft",
+    "rho_pt",
+    "rho_ft",
+    "omega",
+    "alpha",
+    "a_pt",
+    "sigma0",
+)
 
 
 def typed_columns(params: dict[str, Any], seed: int | None) -> dict[str, Any]:

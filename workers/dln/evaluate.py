@@ -37,11 +37,14 @@ from workers.dln.simulate import (
 from workers.dln.tasks import Dataset, make_dataset
 from workers.theory.implicit_bias import solve_implicit_bias
 from workers.theory.potential import sqrt_k_from_weights
-from workers.theory.regimes import CLASSIFIER_VERSION, empirical_regime, theory_regime
+from workers.theory.regimes import (
+    CLASSIFIER_VERSION,
+    empirical_regime,
+    measured_reuse,
+    theory_regime,
+)
 
 PT_MODES = ("oracle", "trained")
-# A coordinate is in the support of a solution when |beta_i| >= this fraction of max|beta|.
-SUPPORT_REL_THRESHOLD = 1e-2
 
 
 @dataclass(frozen=True)
@@ -229,9 +232,7 @@ def evaluate_finetune_batch(
         key = (trial.task, trial.init)
         if key not in regime_cache:
             regime_cache[key] = theory_regime(trial.task, trial.init)
-        outcomes.append(
-            _outcome(trial, job, result, beta_pt_hat, regime_cache[key], options)
-        )
+        outcomes.append(_outcome(trial, job, result, beta_pt_hat, regime_cache[key], options))
     share = (time.perf_counter() - start) / max(1, len(trials))
     return [_with_wall_time(outcome, share) for outcome in outcomes]
 
@@ -261,11 +262,6 @@ def _pretrain(
     return [(results[key].weights, results[key].beta) for key in keys]
 
 
-def _support(beta: np.ndarray) -> np.ndarray:
-    scale = float(np.max(np.abs(beta))) if beta.size else 0.0
-    return np.abs(beta) >= SUPPORT_REL_THRESHOLD * scale if scale > 0 else np.zeros(beta.shape, bool)
-
-
 def _outcome(
     trial: FinetuneTrial,
     job: GDJob,
@@ -292,13 +288,16 @@ def _outcome(
         norm = float(np.linalg.norm(beta_theory))
         if norm > 0:
             rel_diff = float(np.linalg.norm(beta_sim - beta_theory)) / norm
-        ft_support = _support(beta_sim)
-        if ft_support.any():
-            reuse = float(np.mean(_support(beta_pt_hat)[ft_support]))
-        emp = empirical_regime(
-            beta_ft=beta_sim, beta_pt=beta_pt_hat, sqrt_k=sqrt_k, init=trial.init
-        )
-        label_emp, l_emp, pd_emp = emp.label, float(emp.l_order), float(emp.pd)
+        # Supports as in regimes.measured_reuse: |beta| > 1e-3 max|beta|.
+        reuse = measured_reuse(beta_sim, beta_pt_hat).reuse
+        try:
+            emp = empirical_regime(
+                beta_ft=beta_sim, beta_pt=beta_pt_hat, sqrt_k=sqrt_k, init=trial.init
+            )
+        except ValueError:  # beta_sim identically zero: nothing to classify
+            emp = None
+        if emp is not None:
+            label_emp, l_emp, pd_emp = emp.label, float(emp.l_order), float(emp.pd)
     return FinetuneOutcome(
         gen_error_sim=result.gen_error,
         test_mse=result.test_mse,

@@ -56,9 +56,7 @@ def _scaled_cosh_sinh(log_scale: float, theta: np.ndarray) -> tuple[np.ndarray, 
     return cosh, np.sign(theta) * sinh_abs
 
 
-def oracle_pretrained_weights(
-    beta_pt: np.ndarray, c_pt: float, lambda_pt: float
-) -> PathwayWeights:
+def oracle_pretrained_weights(beta_pt: np.ndarray, c_pt: float, lambda_pt: float) -> PathwayWeights:
     """Exact post-PT weights for ``beta_hat_PT = beta_pt`` (THEORY.md §1, "oracle").
 
     With ``c = c_pt``, ``l_u = lambda_pt c``, ``A = arccosh(c/|l_u|)``,

@@ -1,0 +1,236 @@
+"""Service overhead per trial: batched dispatch vs one Ray task per trial.
+
+    overhead per trial = (wall time from POST /v1/sweeps to the last result stored
+                          − time of the same computations called directly in one
+                          process) / trial count
+
+measured for a ``dln_theory`` sweep (10,000 trials by default) and a ``dln_finetune``
+sweep (2,000 trials), through the real app (TestClient), the real dispatcher, a real
+local Ray and a real SQLite (or PostgreSQL with --database-url).  The baseline in the
+same run is the same dispatcher with ``batch_size=1`` — one Ray task per trial — on a
+random subset of the trials (the per-trial overhead is a per-trial quantity, and
+10,000 single-trial tasks would take most of an hour on two cores).
+
+Ray gets one CPU so the service path and the direct path use the same compute; the
+driver (API + dispatcher + database writes) runs beside it on the second core.
+
+    .venv/bin/python benchmarks/bench_dispatch.py [--theory-trials 10000]
+        [--finetune-trials 2000] [--per-trial-subset 300] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import random  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from api_schemas.spec import SweepSpec  # noqa: E402
+from service.app import create_app  # noqa: E402
+from service.expand import expand_spec  # noqa: E402
+from service.runners import RayRunner  # noqa: E402
+from service.settings import DispatchSettings, LimitSettings, RaySettings, Settings  # noqa: E402
+from workers.runtime import execute_batch  # noqa: E402
+from workers.workloads import TrialItem  # noqa: E402
+
+
+def theory_spec(trials: int) -> dict:
+    """``trials`` = configs × 80 α points (the paper's theory-curve resolution)."""
+    configs = max(1, trials // 80)
+    lambdas = max(1, configs // 5)
+    return {
+        "name": "bench-theory",
+        "workload": "dln_theory",
+        "params": {"rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5, "c_pt": 1e-3},
+        "axes": {
+            "lambda_pt": {"kind": "linspace", "start": -0.95, "stop": 0.9, "num": lambdas},
+            "gamma_ft": {"kind": "logspace", "start": 1e-3, "stop": 10.0, "num": 5},
+            "alpha": {"kind": "linspace", "start": 0.01, "stop": 0.5, "num": 80},
+        },
+    }
+
+
+def finetune_spec(trials: int) -> dict:
+    """``trials`` = 10 seeds × init configs, every config on each seed's dataset."""
+    configs = max(1, trials // 10)
+    return {
+        "name": "bench-finetune",
+        "workload": "dln_finetune",
+        "params": {"D": 100, "alpha": 0.5, "rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5},
+        "axes": {
+            "c_pt": {"kind": "logspace", "start": 1e-3, "stop": 1.0, "num": 5},
+            "lambda_pt": {"kind": "linspace", "start": -0.9, "stop": 0.9, "num": configs // 5},
+            "gamma_ft": [0.5],
+        },
+        "seeds": 10,
+        "execution": {"lr": 0.2, "max_steps": 2000},
+    }
+
+
+def run_service(
+    spec: dict, database_url: str, runner: RayRunner, batch_size: int, inflight: int
+) -> float:
+    settings = Settings(
+        database_url=database_url,
+        limits=LimitSettings(max_trials=1_000_000),
+        dispatch=DispatchSettings(
+            batch_size=batch_size,
+            max_inflight_batches=inflight,
+            claim_size=max(4096, batch_size * inflight),
+            poll_seconds=0.01,
+            lease_seconds=600,
+        ),
+    )
+    app = create_app(settings, runner=runner, start_dispatcher=True)
+    with TestClient(app) as client:
+        started = time.perf_counter()
+        response = client.post("/v1/sweeps", json=spec)
+        response.raise_for_status()
+        sweep_id = response.json()["id"]
+        while True:
+            sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
+            if sweep["status"] in ("succeeded", "failed", "partial", "cancelled"):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        if sweep["status"] != "succeeded":
+            raise SystemExit(f"sweep ended {sweep['status']}: {sweep['counts']}")
+    return elapsed
+
+
+def direct_time(spec: dict, *, per_trial: bool, subset: list[int] | None = None) -> float:
+    """The same computations in this process, grouped as the dispatcher would."""
+    planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
+    if subset is not None:
+        planned = [planned[i] for i in subset]
+    items = [TrialItem(i, t.params, t.seed, t.execution) for i, t in enumerate(planned)]
+    theory = {i: t.theory_key for i, t in enumerate(planned) if t.theory_key}
+    workload = spec["workload"]
+    started = time.perf_counter()
+    if per_trial:
+        for item in items:
+            execute_batch(workload, [item], {item.trial_id: theory[item.trial_id]})
+    else:
+        groups: dict[str, list[TrialItem]] = defaultdict(list)
+        for item, trial in zip(items, planned, strict=True):
+            groups[trial.batch_key].append(item)
+        for members in groups.values():
+            for start in range(0, len(members), 512):
+                chunk = members[start : start + 512]
+                wanted = {it.trial_id: theory[it.trial_id] for it in chunk}
+                execute_batch(workload, chunk, wanted)
+    return time.perf_counter() - started
+
+
+def subset_spec(spec: dict, size: int, seed: int = 0) -> tuple[dict, list[int]]:
+    planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(range(len(planned)), min(size, len(planned))))
+    zipped = defaultdict(list)
+    for index in chosen:
+        params = planned[index].params
+        for name in spec.get("axes", {}):
+            zipped[name].append(params[name])
+        if planned[index].seed is not None:
+            zipped.setdefault("_seeds", []).append(planned[index].seed)
+    seeds = zipped.pop("_seeds", None)
+    sub = {**spec, "name": spec["name"] + "-per-trial", "axes": {}, "zip": [dict(zipped)]}
+    if seeds is not None:
+        # Seeds cross with everything; keep the subset's trials exactly by zipping the
+        # seed-free axes and running over the subset's seed set (a small superset).
+        sub["seeds"] = sorted(set(seeds))
+    return sub, chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--theory-trials", type=int, default=10_000)
+    parser.add_argument("--finetune-trials", type=int, default=2_000)
+    parser.add_argument("--per-trial-subset", type=int, default=300)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    runner = RayRunner(RaySettings(num_cpus=1))
+    runner.start()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, spec in (
+            ("dln_theory", theory_spec(args.theory_trials)),
+            ("dln_finetune", finetune_spec(args.finetune_trials)),
+        ):
+            count = len(
+                expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
+            )
+            url = args.database_url or f"sqlite:///{tmp}/{label}.db"
+            batched_e2e = run_service(spec, url, runner, batch_size=512, inflight=4)
+            batched_direct = direct_time(spec, per_trial=False)
+            sub, chosen = subset_spec(spec, args.per_trial_subset)
+            sub_count = len(
+                expand_spec(SweepSpec.model_validate(sub), LimitSettings(max_trials=10**6))
+            )
+            url = args.database_url or f"sqlite:///{tmp}/{label}-single.db"
+            single_e2e = run_service(sub, url, runner, batch_size=1, inflight=64)
+            single_direct = direct_time(sub, per_trial=True)
+            batched = (batched_e2e - batched_direct) / count
+            single = (single_e2e - single_direct) / sub_count
+            rows.append(
+                (
+                    label,
+                    count,
+                    batched_e2e,
+                    batched_direct,
+                    batched * 1e3,
+                    sub_count,
+                    single_e2e,
+                    single_direct,
+                    single * 1e3,
+                    single / batched if batched > 0 else float("inf"),
+                )
+            )
+    runner.shutdown()
+
+    header = (
+        "workload",
+        "trials",
+        "e2e s",
+        "direct s",
+        "ovh ms/trial",
+        "1/task trials",
+        "e2e s",
+        "direct s",
+        "ovh ms/trial",
+        "ratio",
+    )
+    print("\nService overhead per trial (batched dispatch vs one Ray task per trial)")
+    print(" | ".join(f"{h:>13}" for h in header))
+    for row in rows:
+        cells = [
+            row[0],
+            str(row[1]),
+            f"{row[2]:.2f}",
+            f"{row[3]:.2f}",
+            f"{row[4]:.3f}",
+            str(row[5]),
+            f"{row[6]:.2f}",
+            f"{row[7]:.2f}",
+            f"{row[8]:.3f}",
+            f"{row[9]:.1f}x",
+        ]
+        print(" | ".join(f"{c:>13}" for c in cells))
+    print("targets: batched overhead < 2 ms/trial; ≥ 10x less than one task per trial")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Throughput of the batched diagonal-network simulator against per-network baselines.
+
+Usage: ``.venv/bin/python benchmarks/bench_simulator.py [--device cuda] [--networks 1024]``
+
+Workload: ``m`` networks sharing one dataset (D=256, n=128), 2000 full-batch GD steps,
+float64, early stopping disabled so every network runs every step.  Baselines, timed on a
+subset and extrapolated per network-step:
+
+(a) reference-style training: one network at a time, autograd + ``torch.optim.SGD`` on
+    ``F.mse_loss`` (how the authors' research code trains);
+(b) a hand-written single-network loop with manual gradients (numpy and torch; the
+    faster one is reported).
+
+The batched simulator's GFLOP/s counts only its two matrix products per step
+(``2 * 2 n D m`` flops) and is compared with a plain ``torch.mm`` of the same shapes.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Pin BLAS/OpenMP to one thread before torch/numpy load their runtimes.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workers.dln.simulate import (  # noqa: E402
+    GDJob,
+    GDOptions,
+    PathwayWeights,
+    resolve_device,
+    run_gradient_descent,
+)
+
+LR = 0.5
+
+
+def make_problem(D: int, n: int, m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """One sparse teacher, x ~ N(0, I/D), and m PT-style inits with scales c in [1e-3, 1e-1]."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, D)) / np.sqrt(D)
+    beta = np.where(rng.random(D) < 0.1, rng.standard_normal(D) * np.sqrt(10.0), 0.0)
+    y = X @ beta
+    inits = []
+    for c, lam in zip(10 ** rng.uniform(-3, -1, m), rng.uniform(-0.9, 0.9, m), strict=True):
+        w = np.full(D, np.sqrt(c * (1 + lam) / 2))
+        v = np.full(D, np.sqrt(c * (1 - lam) / 2))
+        inits.append(PathwayWeights(w, v, w.copy(), v.copy()))
+    return X, y, inits
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_batched(X, y, inits, steps: int, device: torch.device) -> float:
+    jobs = [GDJob(X=X, y=y, init=init) for init in inits]
+    options = GDOptions(lr=LR, max_steps=steps, early_stopping=False, device=str(device))
+    start = time.perf_counter()
+    results = run_gradient_descent(jobs, options)
+    elapsed = time.perf_counter() - start
+    assert all(r.steps == steps for r in results)
+    assert not any(r.diverged for r in results), "benchmark configuration diverged"
+    return elapsed
+
+
+def bench_reference(X, y, inits, steps: int, device: torch.device) -> float:
+    """Autograd + SGD + F.mse_loss, one network at a time; seconds per network-step."""
+    Xt = torch.as_tensor(X, device=device)
+    yt = torch.as_tensor(y, device=device)
+    sync(device)
+    start = time.perf_counter()
+    for init in inits:
+        params = [
+            torch.tensor(a, device=device, requires_grad=True)
+            for a in (init.w_plus, init.v_plus, init.w_minus, init.v_minus)
+        ]
+        optimizer = torch.optim.SGD(params, lr=LR)
+        wp, vp, wm, vm = params
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = F.mse_loss(Xt @ (wp * vp - wm * vm), yt)
+            loss.backward()
+            optimizer.step()
+    sync(device)
+    return (time.perf_counter() - start) / (len(inits) * steps)
+
+
+def bench_manual_numpy(X, y, inits, steps: int) -> float:
+    n = X.shape[0]
+    Xt = np.ascontiguousarray(X.T)
+    start = time.perf_counter()
+    for init in inits:
+        wp, vp = init.w_plus.copy(), init.v_plus.copy()
+        wm, vm = init.w_minus.copy(), init.v_minus.copy()
+        for _ in range(steps):
+            g = (2.0 * LR / n) * (Xt @ (X @ (wp * vp - wm * vm) - y))
+            wp, vp = wp - g * vp, vp - g * wp
+            wm, vm = wm + g * vm, vm + g * wm
+    return (time.perf_counter() - start) / (len(inits) * steps)
+
+
+def bench_manual_torch(X, y, inits, steps: int, device: torch.device) -> float:
+    n = X.shape[0]
+    Xd = torch.as_tensor(X, device=device)
+    Xt = Xd.t().contiguous()
+    yd = torch.as_tensor(y, device=device)
+    sync(device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        for init in inits:
+            wp, vp, wm, vm = (
+                torch.tensor(a, device=device)
+                for a in (init.w_plus, init.v_plus, init.w_minus, init.v_minus)
+            )
+            for _ in range(steps):
+                g = (2.0 * LR / n) * (Xt @ (Xd @ (wp * vp - wm * vm) - yd))
+                wp, vp = wp - g * vp, vp - g * wp
+                wm, vm = wm + g * vm, vm + g * wm
+    sync(device)
+    return (time.perf_counter() - start) / (len(inits) * steps)
+
+
+def bench_matmul(D: int, n: int, m: int, steps: int, device: torch.device) -> float:
+    """Seconds for ``steps`` pairs (X @ B, X^T @ R) of the simulator's shapes."""
+    X = torch.randn(n, D, dtype=torch.float64, device=device)
+    Xt = X.t().contiguous()
+    B = torch.randn(D, m, dtype=torch.float64, device=device)
+    R = torch.empty(n, m, dtype=torch.float64, device=device)
+    G = torch.empty(D, m, dtype=torch.float64, device=device)
+    for _ in range(3):
+        torch.mm(X, B, out=R)
+        torch.mm(Xt, R, out=G)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        torch.mm(X, B, out=R)
+        torch.mm(Xt, R, out=G)
+    sync(device)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--networks", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--D", type=int, default=256)
+    parser.add_argument("--n", type=int, default=128)
+    parser.add_argument("--subset", type=int, default=16)
+    parser.add_argument("--subset-steps", type=int, default=300)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    device = resolve_device(args.device)
+    D, n, m, steps = args.D, args.n, args.networks, args.steps
+
+    X, y, inits = make_problem(D, n, m)
+    sub = inits[: args.subset]
+    bench_batched(X, y, inits[:8], 20, device)  # warm-up
+    batched = bench_batched(X, y, inits, steps, device)
+    ref = bench_reference(X, y, sub, args.subset_steps, device)
+    manual_np = bench_manual_numpy(X, y, sub, args.subset_steps)
+    manual_torch = bench_manual_torch(X, y, sub, args.subset_steps, device)
+    manual, manual_name = min((manual_np, "numpy"), (manual_torch, "torch"))
+    matmul = bench_matmul(D, n, m, steps, device)
+
+    net_steps = m * steps
+    flops = 2 * 2 * n * D * m * steps
+    rate = net_steps / batched
+    print(f"device={device} threads={torch.get_num_threads()} D={D} n={n} m={m} steps={steps}")
+    print(f"{'method':<40}{'net-steps/s':>14}{'batched is':>14}")
+    rows = [
+        ("batched simulator", rate),
+        ("(a) autograd + SGD + mse_loss, 1 by 1", 1.0 / ref),
+        (f"(b) manual gradients ({manual_name}), 1 by 1", 1.0 / manual),
+    ]
+    for name, value in rows:
+        print(f"{name:<40}{value:>14.3g}{rate / value:>13.1f}x")
+    achieved, peak = flops / batched / 1e9, flops / matmul / 1e9
+    print(f"batched simulator matmul GFLOP/s: {achieved:.1f}")
+    print(f"plain torch.mm, same shapes GFLOP/s: {peak:.1f}  ({100 * achieved / peak:.0f}% of it)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test suite: installs what is missing, then runs pytest.
+#   bash scripts/test.sh                 # everything (CI runs exactly this)
+#   bash scripts/test.sh --skip-slow     # skip the slow end-to-end tests locally
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+# PostgreSQL tests are mandatory under CI=true; start the local cluster if it is down.
+if [ "${CI:-}" = "true" ] && command -v pg_isready >/dev/null 2>&1; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,439 @@
+"""Query-string grammar of ``GET /v1/results`` (and its summary and export), parsed into
+typed, frozen objects.  Pure: no SQL, no FastAPI; the store turns these into WHERE
+clauses.
+
+Grammar (every name is checked; an unknown one is a 422 that names it):
+
+- ``regime_theory`` / ``regime_empirical``: one or more of I, II, III, IV, repeated
+  (``?regime_theory=II&regime_theory=IV``) or comma-separated (``?regime_theory=II,IV``).
+- ``<column>_<op>`` with op in gt, ge, lt, le, eq on every column of ``RANGE_COLUMNS``:
+  ``?lambda_pt_lt=-0.5&c_pt_ge=1e-3``.  Integer columns (D, seed) take integers.
+- ``status``: trial statuses (comma or repeated) or ``any``; default ``succeeded``.
+- ``workload`` (comma or repeated), ``sweep_id`` (one).
+- list only: ``sort`` (a column, ``-`` prefix for descending; default ``id``),
+  ``limit`` (default 100, at most ``settings.limits.page_limit``), ``cursor``.
+- summary only: ``group_by`` (comma list of ``GROUP_COLUMNS``; required).
+- export only: ``format`` (csv or parquet; default csv) and ``sort``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from api_schemas.wire import REGIMES, TRIAL_STATUSES
+from service.errors import BadCursor, BadQuery
+
+# Query name -> ORM attribute of ``Trial`` (the column "D" is the attribute ``dim``).
+PARAM_COLUMNS: dict[str, str] = {
+    "c_pt": "c_pt",
+    "lambda_pt": "lambda_pt",
+    "gamma_ft": "gamma_ft",
+    "rho_pt": "rho_pt",
+    "rho_ft": "rho_ft",
+    "omega": "omega",
+    "alpha": "alpha",
+    "a_pt": "a_pt",
+    "sigma0": "sigma0",
+    "D": "dim",
+    "seed": "seed",
+}
+RESULT_COLUMNS: tuple[str, ...] = (
+    "gen_error_sim",
+    "gen_error_theory",
+    "gen_error_asymptotic",
+    "residual_theory",
+    "residual_asymptotic",
+    "l_order_theory",
+    "pd_theory",
+    "l_order_empirical",
+    "pd_empirical",
+    "wall_time_s",
+)
+RANGE_COLUMNS: dict[str, str] = {**PARAM_COLUMNS, **{name: name for name in RESULT_COLUMNS}}
+INTEGER_COLUMNS = frozenset({"D", "seed"})
+OPERATORS: tuple[str, ...] = ("gt", "ge", "lt", "le", "eq")
+SORT_COLUMNS: tuple[str, ...] = ("id", *RANGE_COLUMNS)
+GROUP_COLUMNS: tuple[str, ...] = (*PARAM_COLUMNS, "workload")
+EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
+DEFAULT_LIMIT = 100
+DEFAULT_STATUSES: tuple[str, ...] = ("succeeded",)
+
+_FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id")
+_RANGE_NAMES = tuple(f"{column}_{op}" for column in RANGE_COLUMNS for op in OPERATORS)
+
+
+@dataclass(frozen=True)
+class Range:
+    """``<column> <op> value``; ``column`` is the query name (``D``, not ``dim``)."""
+
+    column: str
+    op: str
+    value: float | int
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    """Which trials a results query covers.  ``statuses=None`` means any status."""
+
+    regime_theory: tuple[str, ...] = ()
+    regime_empirical: tuple[str, ...] = ()
+    statuses: tuple[str, ...] | None = DEFAULT_STATUSES
+    workloads: tuple[str, ...] = ()
+    sweep_id: str | None = None
+    ranges: tuple[Range, ...] = ()
+
+    def fingerprint(self) -> str:
+        """A short digest that ties a cursor to the filters it was issued for."""
+        text = json.dumps(
+            [
+                sorted(self.regime_theory),
+                sorted(self.regime_empirical),
+                sorted(self.statuses) if self.statuses is not None else None,
+                sorted(self.workloads),
+                self.sweep_id,
+                sorted([r.column, r.op, r.value] for r in self.ranges),
+            ]
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Sort:
+    column: str = "id"
+    descending: bool = False
+
+    @property
+    def token(self) -> str:
+        return f"-{self.column}" if self.descending else self.column
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Position after the last row of a page: its sort value and its id."""
+
+    value: Any
+    last_id: int
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filter: ResultFilter
+    sort: Sort = field(default_factory=Sort)
+    limit: int = DEFAULT_LIMIT
+    cursor: Cursor | None = None
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    filter: ResultFilter
+    group_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    filter: ResultFilter
+    sort: Sort = field(default_factory=Sort)
+    format: str = "csv"
+
+
+# -- cursors -------------------------------------------------------------------------
+def encode_cursor(query: ListQuery, value: Any, last_id: int) -> str:
+    """Opaque cursor: base64url of ``{"s": sort, "f": filter digest, "v": value, "i": id}``."""
+    payload = {"s": query.sort.token, "f": query.filter.fingerprint(), "v": value, "i": last_id}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str, sort: Sort, flt: ResultFilter) -> Cursor:
+    """The cursor's position, or ``BadCursor`` if it is garbled or from another query."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursor(
+            "cursor is not valid: pass the next_cursor of a previous page unchanged"
+        ) from None
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"s", "f", "v", "i"}
+        or not isinstance(payload["i"], int)
+        or isinstance(payload["i"], bool)
+        or not (payload["v"] is None or isinstance(payload["v"], int | float))
+        or isinstance(payload["v"], bool)
+    ):
+        raise BadCursor("cursor is not valid: pass the next_cursor of a previous page unchanged")
+    if payload["s"] != sort.token:
+        raise BadCursor(
+            f"cursor was issued for sort={payload['s']}, not sort={sort.token}: "
+            "keep the sort of the first page, or start again without a cursor"
+        )
+    if payload["f"] != flt.fingerprint():
+        raise BadCursor(
+            "cursor was issued for different filters: keep the filters of the first page, "
+            "or start again without a cursor"
+        )
+    return Cursor(value=payload["v"], last_id=payload["i"])
+
+
+# -- parsing -------------------------------------------------------------------------
+class _Errors:
+    """Collects every problem so one 422 lists them all (pydantic's error shape)."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, name: str, msg: str, kind: str = "value_error") -> None:
+        self.items.append({"loc": ["query", name], "msg": msg, "type": kind})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise BadQuery(self.items)
+
+
+def _split(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _choices(name: str, values: list[str], allowed: Iterable[str], errors: _Errors) -> list[str]:
+    allowed = tuple(allowed)
+    parts = _split(values)
+    if not parts:
+        errors.add(name, f"{name} needs a value: one or more of {', '.join(allowed)}")
+    bad = [part for part in parts if part not in allowed]
+    if bad:
+        errors.add(name, f"{name} {', '.join(map(repr, bad))} not in {', '.join(allowed)}")
+    return list(dict.fromkeys(part for part in parts if part in allowed))
+
+
+def _number(name: str, text: str, integer: bool, errors: _Errors) -> float | int | None:
+    try:
+        if integer:
+            return int(text)
+        value = float(text)
+    except ValueError:
+        kind = "an integer" if integer else "a number"
+        errors.add(name, f"{name} must be {kind}, got {text!r}", "type_error")
+        return None
+    if not math.isfinite(value):
+        errors.add(name, f"{name} must be a finite number, got {text!r}", "type_error")
+        return None
+    return value
+
+
+def _single(name: str, values: list[str], errors: _Errors) -> str | None:
+    if len(values) > 1:
+        errors.add(name, f"{name} given {len(values)} times; give it once")
+    return values[-1].strip() if values else None
+
+
+def _group(params: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for name, value in params:
+        grouped.setdefault(name, []).append(value)
+    return grouped
+
+
+def _check_unknown(grouped: dict[str, list[str]], extra: tuple[str, ...], errors: _Errors) -> None:
+    known = (*_FILTER_NAMES, *_RANGE_NAMES, *extra)
+    for name in grouped:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        errors.add(
+            name,
+            f"unknown query parameter {name!r}{hint}. Known: {', '.join(extra)}, "
+            "regime_theory, regime_empirical, status, workload, sweep_id and "
+            f"<column>_<gt|ge|lt|le|eq> for columns {', '.join(RANGE_COLUMNS)}",
+            "unknown_parameter",
+        )
+
+
+def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilter:
+    regime_theory = regime_empirical = workloads = ()
+    statuses: tuple[str, ...] | None = DEFAULT_STATUSES
+    if "regime_theory" in grouped:
+        regime_theory = tuple(_choices("regime_theory", grouped["regime_theory"], REGIMES, errors))
+    if "regime_empirical" in grouped:
+        regime_empirical = tuple(
+            _choices("regime_empirical", grouped["regime_empirical"], REGIMES, errors)
+        )
+    if "status" in grouped:
+        parts = _split(grouped["status"])
+        if "any" in parts:
+            statuses = None
+        else:
+            statuses = tuple(_choices("status", grouped["status"], TRIAL_STATUSES, errors))
+    if "workload" in grouped:
+        workloads = tuple(dict.fromkeys(_split(grouped["workload"])))
+        if not workloads:
+            errors.add("workload", "workload needs a value")
+    sweep_id = _single("sweep_id", grouped.get("sweep_id", []), errors)
+    if "sweep_id" in grouped and not sweep_id:
+        errors.add("sweep_id", "sweep_id needs a value")
+    ranges = []
+    for name in _RANGE_NAMES:
+        column, op = name.rsplit("_", 1)
+        for text in grouped.get(name, []):
+            value = _number(name, text.strip(), column in INTEGER_COLUMNS, errors)
+            if value is not None:
+                ranges.append(Range(column, op, value))
+    return ResultFilter(
+        regime_theory=regime_theory,
+        regime_empirical=regime_empirical,
+        statuses=statuses,
+        workloads=workloads,
+        sweep_id=sweep_id or None,
+        ranges=tuple(ranges),
+    )
+
+
+def _parse_sort(grouped: dict[str, list[str]], errors: _Errors) -> Sort:
+    text = _single("sort", grouped.get("sort", []), errors)
+    if text is None:
+        return Sort()
+    descending = text.startswith("-")
+    column = text.lstrip("-+")
+    if column not in SORT_COLUMNS:
+        errors.add("sort", f"sort {text!r}: pick one of {', '.join(SORT_COLUMNS)} ('-' = desc)")
+        return Sort()
+    return Sort(column, descending)
+
+
+def parse_list_query(params: Iterable[tuple[str, str]], page_limit: int) -> ListQuery:
+    """``GET /v1/results``: filters, sort, limit (≤ ``page_limit``) and cursor."""
+    grouped = _group(params)
+    errors = _Errors()
+    _check_unknown(grouped, ("sort", "limit", "cursor"), errors)
+    flt = _parse_filter(grouped, errors)
+    sort = _parse_sort(grouped, errors)
+    limit = DEFAULT_LIMIT
+    limit_text = _single("limit", grouped.get("limit", []), errors)
+    if limit_text is not None:
+        try:
+            limit = int(limit_text)
+        except ValueError:
+            errors.add("limit", f"limit must be an integer, got {limit_text!r}", "type_error")
+        else:
+            if limit < 1:
+                errors.add("limit", "limit must be at least 1")
+            elif limit > page_limit:
+                errors.add(
+                    "limit",
+                    f"limit {limit} exceeds the page cap of {page_limit} "
+                    "(SWEEPS_LIMITS__PAGE_LIMIT); follow next_cursor for more, or use "
+                    "/v1/results/export for everything",
+                )
+    cursor_text = _single("cursor", grouped.get("cursor", []), errors)
+    errors.raise_if_any()
+    cursor = decode_cursor(cursor_text, sort, flt) if cursor_text else None
+    return ListQuery(filter=flt, sort=sort, limit=limit, cursor=cursor)
+
+
+def parse_summary_query(params: Iterable[tuple[str, str]]) -> SummaryQuery:
+    """``GET /v1/results/summary``: filters and the required ``group_by`` list."""
+    grouped = _group(params)
+    errors = _Errors()
+    _check_unknown(grouped, ("group_by",), errors)
+    flt = _parse_filter(grouped, errors)
+    group_by: list[str] = []
+    if "group_by" not in grouped:
+        errors.add(
+            "group_by",
+            f"group_by is required: a comma list of {', '.join(GROUP_COLUMNS)}",
+            "missing",
+        )
+    else:
+        group_by = _choices("group_by", grouped["group_by"], GROUP_COLUMNS, errors)
+    errors.raise_if_any()
+    return SummaryQuery(filter=flt, group_by=tuple(group_by))
+
+
+def parse_export_query(params: Iterable[tuple[str, str]]) -> ExportQuery:
+    """``GET /v1/results/export``: filters, sort and ``format`` (csv or parquet)."""
+    grouped = _group(params)
+    errors = _Errors()
+    _check_unknown(grouped, ("format", "sort"), errors)
+    flt = _parse_filter(grouped, errors)
+    sort = _parse_sort(grouped, errors)
+    fmt = _single("format", grouped.get("format", []), errors) or "csv"
+    if fmt not in EXPORT_FORMATS:
+        errors.add("format", f"format {fmt!r}: pick one of {', '.join(EXPORT_FORMATS)}")
+    errors.raise_if_any()
+    return ExportQuery(filter=flt, sort=sort, format=fmt)
+
+
+# -- documentation -------------------------------------------------------------------
+def openapi_parameters(endpoint: str) -> list[dict[str, Any]]:
+    """OpenAPI ``parameters`` for an endpoint ("list", "summary" or "export").
+
+    The handlers read the raw query string (so unknown names can be refused); this
+    keeps the grammar visible in ``/docs`` all the same.
+    """
+
+    def param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": schema,
+        }
+
+    regime = {"type": "string", "examples": ["IV", "II,IV"]}
+    params = [
+        param(
+            "regime_theory", "theory regime(s): I, II, III, IV; repeat or comma-separate", regime
+        ),
+        param("regime_empirical", "measured regime(s), same syntax", regime),
+        param("status", "trial status(es) or 'any' (default succeeded)", {"type": "string"}),
+        param("workload", "workload name(s); repeat or comma-separate", {"type": "string"}),
+        param("sweep_id", "only trials of this sweep (404 if unknown)", {"type": "string"}),
+    ]
+    for column in RANGE_COLUMNS:
+        kind = "integer" if column in INTEGER_COLUMNS else "number"
+        for op in OPERATORS:
+            params.append(param(f"{column}_{op}", f"{column} {op} value", {"type": kind}))
+    if endpoint in ("list", "export"):
+        params.append(
+            param(
+                "sort",
+                f"one of {', '.join(SORT_COLUMNS)}; '-' prefix = desc",
+                {"type": "string", "default": "id"},
+            )
+        )
+    if endpoint == "list":
+        params.append(
+            param(
+                "limit",
+                "page size (at most settings.limits.page_limit)",
+                {"type": "integer", "default": DEFAULT_LIMIT, "minimum": 1},
+            )
+        )
+        params.append(param("cursor", "next_cursor of the previous page", {"type": "string"}))
+    if endpoint == "summary":
+        params.append(
+            param(
+                "group_by",
+                f"comma list of {', '.join(GROUP_COLUMNS)}",
+                {"type": "string", "examples": ["c_pt,lambda_pt,gamma_ft,alpha"]},
+            )
+            | {"required": True}
+        )
+    if endpoint == "export":
+        params.append(
+            param(
+                "format",
+                "csv or parquet",
+                {"type": "string", "enum": list(EXPORT_FORMATS), "default": "csv"},
+            )
+        )
+    return params

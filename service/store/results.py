@@ -1,0 +1,323 @@
+"""Result queries: filtered, keyset-paginated pages, per-group summaries, and chunked
+iteration for exports.  All SQL for ``/v1/results`` lives here; the query grammar is in
+``result_filters`` (pure).
+
+Ordering: ``sort`` column, then ``id`` in the same direction.  NULL sort values come
+last in either direction (on SQLite and PostgreSQL alike), so a keyset cursor is
+``(value, id)`` plus "already among the NULLs".  Sorting by ``id`` (the default) walks
+the primary key or an index that ends in ``id`` (``ix_trials_regime_theory_id`` …).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api_schemas.wire import ResultPage, ResultRead, Summary, SummaryRow
+from service.errors import BadQuery, SweepNotFound
+from service.store.models import Sweep, SweepTrial, Trial
+from service.store.result_filters import (
+    PARAM_COLUMNS,
+    RANGE_COLUMNS,
+    ExportQuery,
+    ListQuery,
+    ResultFilter,
+    Sort,
+    SummaryQuery,
+    encode_cursor,
+)
+
+MAX_SUMMARY_GROUPS = 10_000
+EXPORT_CHUNK_ROWS = 5000
+
+_OPS = {
+    "gt": lambda c, v: c > v,
+    "ge": lambda c, v: c >= v,
+    "lt": lambda c, v: c < v,
+    "le": lambda c, v: c <= v,
+    "eq": lambda c, v: c == v,
+}
+
+# What a result page returns, in ResultRead's names.
+READ_COLUMNS = (
+    Trial.id.label("trial_id"),
+    Trial.key,
+    Trial.workload,
+    Trial.status,
+    Trial.params,
+    Trial.seed,
+    Trial.gen_error_sim,
+    Trial.gen_error_theory,
+    Trial.gen_error_asymptotic,
+    Trial.residual_theory,
+    Trial.residual_asymptotic,
+    Trial.regime_theory,
+    Trial.regime_empirical,
+    Trial.l_order_theory,
+    Trial.pd_theory,
+    Trial.l_order_empirical,
+    Trial.pd_empirical,
+    Trial.diverged,
+    Trial.stop_reason,
+    Trial.metrics,
+    Trial.envelope,
+    Trial.finished_at,
+)
+
+
+def column(name: str) -> Any:
+    """The ``Trial`` column behind a query name (``D`` -> ``Trial.dim``)."""
+    return getattr(Trial, RANGE_COLUMNS.get(name, name))
+
+
+def ensure_sweep(session: Session, sweep_id: str | None) -> None:
+    """``SweepNotFound`` unless ``sweep_id`` is empty or names a stored sweep."""
+    if sweep_id is not None and session.get(Sweep, sweep_id) is None:
+        raise SweepNotFound(f"no sweep with id {sweep_id!r}")
+
+
+def filter_conditions(flt: ResultFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clause of a filter, as a list of conjuncts."""
+    conditions: list[ColumnElement[bool]] = []
+    if flt.statuses is not None:
+        conditions.append(_in(Trial.status, flt.statuses))
+    if flt.regime_theory:
+        conditions.append(_in(Trial.regime_theory, flt.regime_theory))
+    if flt.regime_empirical:
+        conditions.append(_in(Trial.regime_empirical, flt.regime_empirical))
+    if flt.workloads:
+        conditions.append(_in(Trial.workload, flt.workloads))
+    if flt.sweep_id is not None:
+        conditions.append(
+            exists().where(SweepTrial.sweep_id == flt.sweep_id, SweepTrial.trial_id == Trial.id)
+        )
+    for item in flt.ranges:
+        conditions.append(_OPS[item.op](column(item.column), item.value))
+    return conditions
+
+
+def _in(col: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    # "= v" rather than "IN (v)" for one value keeps the plan identical to a plain filter.
+    return col == values[0] if len(values) == 1 else col.in_(values)
+
+
+def _order_by(sort: Sort) -> list[Any]:
+    if sort.column == "id":
+        return [Trial.id.desc() if sort.descending else Trial.id.asc()]
+    col = column(sort.column)
+    if sort.descending:
+        return [col.desc().nulls_last(), Trial.id.desc()]
+    return [col.asc().nulls_last(), Trial.id.asc()]
+
+
+def _after(sort: Sort, value: Any, last_id: int) -> ColumnElement[bool]:
+    """Rows strictly after ``(value, last_id)`` in the order of ``_order_by(sort)``."""
+    if sort.column == "id":
+        return Trial.id < last_id if sort.descending else Trial.id > last_id
+    col = column(sort.column)
+    id_after = Trial.id < last_id if sort.descending else Trial.id > last_id
+    if value is None:  # already among the NULLs, which come last
+        return and_(col.is_(None), id_after)
+    beyond = col < value if sort.descending else col > value
+    return or_(beyond, and_(col == value, id_after), col.is_(None))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; they were stored as UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def list_statement(query: ListQuery) -> Select[Any]:
+    """The SELECT behind one page: ``limit + 1`` rows (the extra one says "more")."""
+    sort_value = column(query.sort.column).label("sort_value")
+    statement = select(*READ_COLUMNS, sort_value).where(*filter_conditions(query.filter))
+    if query.cursor is not None:
+        statement = statement.where(_after(query.sort, query.cursor.value, query.cursor.last_id))
+    return statement.order_by(*_order_by(query.sort)).limit(query.limit + 1)
+
+
+def list_results(session: Session, query: ListQuery) -> ResultPage:
+    """One page of results: filtered, ordered by ``query.sort``, after ``query.cursor``."""
+    ensure_sweep(session, query.filter.sweep_id)
+    rows = session.execute(list_statement(query)).all()
+    items = []
+    for row in rows[: query.limit]:
+        values = dict(row._mapping)
+        values.pop("sort_value")
+        values["finished_at"] = _utc(values["finished_at"])
+        values["metrics"] = values["metrics"] or {}
+        values["envelope"] = values["envelope"] or {}
+        items.append(ResultRead.model_validate(values))
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
+        next_cursor = encode_cursor(query, last.sort_value, last.trial_id)
+    return ResultPage(items=items, next_cursor=next_cursor)
+
+
+def summarize_results(session: Session, query: SummaryQuery) -> Summary:
+    """Per group of ``query.group_by``: count, mean and SEM of ``gen_error_sim`` over the
+    group's trials (seeds), beside the mean finite-sample and asymptotic theory and the
+    most common theory regime.
+
+    Count, sums and sums of squares are aggregated in SQL (portable: SQLite and
+    PostgreSQL); the SEM is ``sqrt((Σx² − n·x̄²) / (n − 1) / n)``, None for n < 2.  The
+    one-pass formula loses digits only when the spread is below ~1e-7 of the mean.
+    """
+    ensure_sweep(session, query.filter.sweep_id)
+    keys = [column(name) for name in query.group_by]
+    sim = Trial.gen_error_sim
+    conditions = filter_conditions(query.filter)
+    statement = (
+        select(
+            *keys,
+            func.count().label("count"),
+            func.count(sim).label("n"),
+            func.sum(sim).label("total"),
+            func.sum(sim * sim).label("squares"),
+            func.avg(Trial.gen_error_theory).label("theory"),
+            func.avg(Trial.gen_error_asymptotic).label("asymptotic"),
+        )
+        .where(*conditions)
+        .group_by(*keys)
+        .order_by(*(key.asc().nulls_last() for key in keys))
+        .limit(MAX_SUMMARY_GROUPS + 1)
+    )
+    groups = session.execute(statement).all()
+    if len(groups) > MAX_SUMMARY_GROUPS:
+        raise BadQuery(
+            [
+                {
+                    "loc": ["query", "group_by"],
+                    "msg": f"more than {MAX_SUMMARY_GROUPS} groups: narrow the filters or "
+                    "group by fewer columns",
+                    "type": "value_error",
+                }
+            ]
+        )
+    regimes = _most_common_regimes(session, keys, conditions)
+    width = len(keys)
+    rows = []
+    for group in groups:
+        key = tuple(group[:width])
+        n, total, squares = group.n, group.total, group.squares
+        mean = total / n if n else None
+        sem = None
+        if n >= 2:
+            variance = max((squares - n * mean * mean) / (n - 1), 0.0)
+            sem = math.sqrt(variance / n)
+        rows.append(
+            SummaryRow(
+                group=dict(zip(query.group_by, key, strict=True)),
+                count=group.count,
+                count_sim=n,
+                gen_error_sim_mean=mean,
+                gen_error_sim_sem=sem,
+                gen_error_theory_mean=group.theory,
+                gen_error_asymptotic=group.asymptotic,
+                regime_theory=regimes.get(key),
+            )
+        )
+    return Summary(group_by=list(query.group_by), rows=rows)
+
+
+def _most_common_regimes(
+    session: Session, keys: list[Any], conditions: list[ColumnElement[bool]]
+) -> dict[tuple[Any, ...], str]:
+    """``{group key: most common regime_theory}``; ties go to the lower regime."""
+    statement = (
+        select(*keys, Trial.regime_theory, func.count().label("n"))
+        .where(*conditions, Trial.regime_theory.is_not(None))
+        .group_by(*keys, Trial.regime_theory)
+    )
+    counts: dict[tuple[Any, ...], Counter[str]] = {}
+    width = len(keys)
+    for row in session.execute(statement):
+        counts.setdefault(tuple(row[:width]), Counter())[row[width]] = row.n
+    return {
+        key: min(counter, key=lambda regime: (-counter[regime], regime))
+        for key, counter in counts.items()
+    }
+
+
+def count_results(session: Session, flt: ResultFilter) -> int:
+    """How many trials a filter covers."""
+    statement = select(func.count()).select_from(Trial).where(*filter_conditions(flt))
+    return session.scalar(statement) or 0
+
+
+def iter_export_chunks(
+    session_factory: sessionmaker[Session], query: ExportQuery, chunk_rows: int = EXPORT_CHUNK_ROWS
+) -> Iterator[list[dict[str, Any]]]:
+    """Every row a filter covers, as lists of at most ``chunk_rows`` dicts, by keyset.
+
+    Opens its own read-only session (a streamed response outlives the request's
+    transaction); on PostgreSQL under REPEATABLE READ, so all chunks see one snapshot.
+    """
+    session = session_factory()
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        sort_value = column(query.sort.column).label("sort_value")
+        base = select(*export_columns(), sort_value).where(*filter_conditions(query.filter))
+        base = base.order_by(*_order_by(query.sort)).limit(chunk_rows)
+        after: ColumnElement[bool] | None = None
+        while True:
+            statement = base if after is None else base.where(after)
+            rows = session.execute(statement).all()
+            if not rows:
+                return
+            chunk = []
+            for row in rows:
+                values = dict(row._mapping)
+                values.pop("sort_value")
+                values["finished_at"] = _utc(values["finished_at"])
+                chunk.append(values)
+            yield chunk
+            if len(rows) < chunk_rows:
+                return
+            after = _after(query.sort, rows[-1].sort_value, rows[-1].trial_id)
+    finally:
+        session.rollback()
+        session.close()
+
+
+def export_columns() -> list[Any]:
+    """Export columns in order: identity, typed params, results, regimes, status, JSON."""
+    params = [column(name).label(name) for name in PARAM_COLUMNS]
+    return [
+        Trial.id.label("trial_id"),
+        Trial.key,
+        Trial.workload,
+        *params,
+        Trial.status,
+        Trial.gen_error_sim,
+        Trial.gen_error_theory,
+        Trial.gen_error_asymptotic,
+        Trial.residual_theory,
+        Trial.residual_asymptotic,
+        Trial.regime_theory,
+        Trial.regime_empirical,
+        Trial.l_order_theory,
+        Trial.pd_theory,
+        Trial.l_order_empirical,
+        Trial.pd_empirical,
+        Trial.classifier_version,
+        Trial.diverged,
+        Trial.stop_reason,
+        Trial.wall_time_s,
+        Trial.device,
+        Trial.dtype,
+        Trial.code_version,
+        Trial.finished_at,
+        Trial.params,
+        Trial.metrics,
+    ]

@@ -1,0 +1,199 @@
+"""The inner GD loop of the simulator: one block of networks, in the "pathway factor" form.
+
+Per coordinate, GD on the two pathways ``(w+, v+)`` and ``(w-, u = -v-)`` reads
+``w <- w - lr g v``, ``v <- v - lr g w`` with the same ``g = dL/dbeta`` for both, so
+``a_p = w_p + v_p`` and ``b_p = w_p - v_p`` evolve *multiplicatively*:
+
+    a_p(t+1) = a_p(t) (1 - lr g),      b_p(t+1) = b_p(t) (1 + lr g)
+
+and ``beta = (sum_p a_p^2 - sum_p b_p^2) / 4``.  The block therefore stores, per
+coordinate and network, ``S = (s-, s+)`` with ``s- = sqrt(sum_p a_p(0)^2) * prod(1 - lr g)``
+and ``s+ = sqrt(sum_p b_p(0)^2) * prod(1 + lr g)``: the same GD trajectory (exact up to
+rounding) with two numbers instead of four, so each step is two matrix products plus
+four fused in-place elementwise ops.  Every weight is recoverable from ``S`` and the start, and
+every invariant (``delta^±``, ``s``) is multiplied by ``prod(1 - (lr g)^2) =
+(s- s+) / (s-(0) s+(0))``, so its drift is exact and free.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from workers.dln.simulate import GDJob, GDOptions
+
+# (s-, s+, train loss, steps, stop reason)
+RawRecord = tuple[np.ndarray, np.ndarray, float, int, str]
+
+
+def pathway_factors_start(job: GDJob) -> tuple[np.ndarray, np.ndarray]:
+    """``(s-(0), s+(0)) = (hypot(w+ + v+, w- - v-), hypot(w+ - v+, w- + v-))``."""
+    init = job.init
+    s_minus = np.hypot(init.w_plus + init.v_plus, init.w_minus - init.v_minus)
+    s_plus = np.hypot(init.w_plus - init.v_plus, init.w_minus + init.v_minus)
+    return s_minus, s_plus
+
+
+class BlockRun:
+    """GD on ``G`` same-shape datasets x ``m`` columns; padding columns are all zero."""
+
+    def __init__(
+        self,
+        jobs: Sequence[GDJob],
+        block: list[list[int]],
+        options: GDOptions,
+        dtype: torch.dtype,
+        device: torch.device,
+    ) -> None:
+        self.options = options
+        n, D = jobs[block[0][0]].X.shape
+        G, m = len(block), max(len(members) for members in block)
+        self.scale = 2.0 * options.lr / n
+        owner = np.full((G, m), -1, dtype=np.int64)
+        S = np.zeros((2, G, D, m))
+        Y = np.zeros((G, n, m))
+        X = np.stack([jobs[members[0]].X for members in block])
+        for g, members in enumerate(block):
+            for col, index in enumerate(members):
+                owner[g, col] = index
+                S[0, g, :, col], S[1, g, :, col] = pathway_factors_start(jobs[index])
+                Y[g, :, col] = jobs[index].y
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(array), dtype=dtype, device=device)
+
+        self.X, self.Xt = tensor(X), tensor(X.transpose(0, 2, 1))
+        self.negY, self.S = tensor(-self.scale * Y), tensor(S)
+        self.owner = owner
+        self.active = owner >= 0
+        self.initial_loss = np.full((G, m), np.nan)
+        self.stall_count = np.zeros((G, m), dtype=np.int64)
+        self.beta_prev: torch.Tensor | None = None
+        self.records: dict[int, RawRecord] = {}
+        self._allocate()
+
+    def _allocate(self) -> None:
+        _, G, D, m = self.S.shape
+        like = {"dtype": self.S.dtype, "device": self.S.device}
+        self.B = torch.empty((G, D, m), **like)
+        self.R = torch.empty((G, self.X.shape[1], m), **like)
+        self.Gd = torch.empty((G, D, m), **like)
+
+    def _forward(self) -> None:
+        """``B = s-^2 - s+^2 = 4 beta``; ``R = scale (X beta - y)``, ``scale = 2 lr / n``."""
+        torch.mul(self.S[0], self.S[0], out=self.B)
+        self.B.addcmul_(self.S[1], self.S[1], value=-1.0)
+        torch.baddbmm(self.negY, self.X, self.B, alpha=self.scale / 4.0, out=self.R)
+
+    def _update(self) -> None:
+        """``lr g = X^T R``; ``s- *= 1 - lr g``, ``s+ *= 1 + lr g``."""
+        torch.bmm(self.Xt, self.R, out=self.Gd)
+        # In place as s += (-/+) s * lr g: no factor tensor, fewer passes over memory.
+        self.S[0].addcmul_(self.S[0], self.Gd, value=-1.0)
+        self.S[1].addcmul_(self.S[1], self.Gd, value=1.0)
+
+    def run(self) -> tuple[dict[int, RawRecord], float]:
+        """Train to completion; returns the records and the wall time per network."""
+        options = self.options
+        start = time.perf_counter()
+        step = 0
+        while True:
+            self._forward()
+            final = step >= options.max_steps
+            if step == 0:
+                # The divergence rule compares against the loss at the start.
+                self.initial_loss = self._loss()
+            if final or (options.early_stopping and step % options.check_every == 0):
+                self._check(step, final)
+                if not self.active.any():
+                    break
+            self._update()
+            step += 1
+        if self.S.is_cuda:
+            torch.cuda.synchronize(self.S.device)
+        return self.records, (time.perf_counter() - start) / max(1, len(self.records))
+
+    def _loss(self) -> np.ndarray:
+        """Train MSE ``mean((X beta - y)^2)`` per column, from the scaled residual ``R``."""
+        return (self.R.square().mean(dim=1) / self.scale**2).double().cpu().numpy()
+
+    def _check(self, step: int, final: bool) -> None:
+        """Classify every active column from the current ``R``/``B``; freeze finished ones."""
+        options = self.options
+        loss = self._loss()
+        finite = np.isfinite(loss)
+        with np.errstate(invalid="ignore"):
+            blown = loss > options.divergence_factor * np.maximum(self.initial_loss, 1e-300)
+        diverged = ~finite | blown
+        converged = finite & (loss < options.loss_threshold)
+        stalled = np.zeros_like(converged)
+        if options.early_stopping and self.beta_prev is not None:
+            change = torch.linalg.vector_norm(self.B - self.beta_prev, dim=1)
+            size = torch.linalg.vector_norm(self.B, dim=1)
+            small = (change <= options.stall_tol * size) & (size > 0)
+            self.stall_count = np.where(small.cpu().numpy(), self.stall_count + 1, 0)
+            stalled = self.stall_count >= 2
+        if options.early_stopping:
+            self.beta_prev = self.B.clone()
+        reasons = (
+            (diverged, "diverged"),
+            (converged, "loss_threshold"),
+            (stalled, "stalled"),
+            (np.full_like(converged, final), "max_steps"),
+        )
+        done = np.zeros_like(converged)
+        for mask, reason in reasons:
+            newly = self.active & mask & ~done
+            for g, col in zip(*np.nonzero(newly), strict=True):
+                self._freeze(int(g), int(col), float(loss[g, col]), step, reason)
+            done |= newly
+        self.active &= ~done
+        if done.any():
+            self._maybe_compact()
+
+    def _freeze(self, g: int, col: int, loss: float, step: int, reason: str) -> None:
+        """Copy a finished column out and zero it (zero is a fixed point of the update)."""
+        S = self.S[:, g, :, col].double().cpu().numpy().copy()  # not a view: zeroed next
+        self.records[int(self.owner[g, col])] = (S[0], S[1], loss, step, reason)
+        self.S[:, g, :, col] = 0.0
+
+    def _maybe_compact(self) -> None:
+        """Drop finished datasets/columns once less than half of the block is active."""
+        counts = self.active.sum(axis=1)
+        keep_g = np.flatnonzero(counts > 0)
+        if keep_g.size == 0:
+            return
+        width = int(counts.max())
+        if keep_g.size * width * 2 > self.active.size:
+            return
+        index = np.zeros((keep_g.size, width), dtype=np.int64)
+        for row, g in enumerate(keep_g):
+            cols = np.flatnonzero(self.active[g])
+            pad = np.flatnonzero(~self.active[g])[: width - cols.size]
+            index[row] = np.concatenate([cols, pad])
+        rows = np.arange(keep_g.size)[:, None]
+        kept_active = self.active[keep_g][rows, index]
+        self.owner = np.where(kept_active, self.owner[keep_g][rows, index], -1)
+        self.active = self.owner >= 0
+        self.initial_loss = self.initial_loss[keep_g][rows, index]
+        self.stall_count = self.stall_count[keep_g][rows, index]
+        g_idx = torch.as_tensor(keep_g, device=self.S.device)
+        col_idx = torch.as_tensor(index, device=self.S.device)
+
+        def take(t: torch.Tensor) -> torch.Tensor:
+            # t has shape (..., G, rows, m): select datasets, then columns per dataset.
+            t = t.index_select(-3, g_idx)
+            expanded = col_idx[:, None, :].expand(*t.shape[:-1], width)
+            return torch.gather(t, -1, expanded).contiguous()
+
+        self.S, self.negY = take(self.S), take(self.negY)
+        self.X = self.X.index_select(0, g_idx).contiguous()
+        self.Xt = self.Xt.index_select(0, g_idx).contiguous()
+        if self.beta_prev is not None:
+            self.beta_prev = take(self.beta_prev)
+        self._allocate()
