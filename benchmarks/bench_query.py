@@ -211,7 +211,7 @@ def sql_of(query: str, cursor: str | None = None, offset: int | None = None) -> 
     pairs = [tuple(p.split("=", 1)) for p in query.split("&")]
     if cursor:
         pairs.append(("cursor", cursor))
-    statement = results_store.list_statement(parse_list_query(pairs, 10**9))
+    statement = results_store.page_statement(parse_list_query(pairs, 10**9))
     if offset is not None:
         statement = statement.offset(offset)
     return str(

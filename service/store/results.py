@@ -2,10 +2,12 @@
 iteration for exports.  All SQL for ``/v1/results`` lives here; the query grammar is in
 ``result_filters`` (pure).
 
-Ordering: ``sort`` column, then ``id`` in the same direction.  NULL sort values come
-last in either direction (on SQLite and PostgreSQL alike), so a keyset cursor is
-``(value, id)`` plus "already among the NULLs".  Sorting by ``id`` (the default) walks
-the primary key or an index that ends in ``id`` (``ix_trials_regime_theory_id`` …).
+Ordering: ``sort`` column, then ``id`` in the same direction.  NULL sort values count
+as larger than any value (PostgreSQL's native order, made explicit for SQLite): last
+when ascending, first when descending.  A page is read as at most two index-friendly
+ranges — the non-NULL values after the cursor by row comparison ``(col, id) > (v, i)``,
+and the NULLs by ``id`` — so a deep page costs the same as the first one.  Sorting by
+``id`` (the default) walks the primary key.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, true, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_schemas.wire import ResultPage, ResultRead, Summary, SummaryRow
@@ -108,24 +110,66 @@ def _in(col: Any, values: Sequence[str]) -> ColumnElement[bool]:
 
 
 def _order_by(sort: Sort) -> list[Any]:
+    """Order within one range (all NULL or all non-NULL): column, then id."""
     if sort.column == "id":
         return [Trial.id.desc() if sort.descending else Trial.id.asc()]
     col = column(sort.column)
     if sort.descending:
-        return [col.desc().nulls_last(), Trial.id.desc()]
-    return [col.asc().nulls_last(), Trial.id.asc()]
+        return [col.desc(), Trial.id.desc()]
+    return [col.asc(), Trial.id.asc()]
 
 
-def _after(sort: Sort, value: Any, last_id: int) -> ColumnElement[bool]:
-    """Rows strictly after ``(value, last_id)`` in the order of ``_order_by(sort)``."""
+def _ranges(sort: Sort, position: tuple[Any, int] | None) -> list[ColumnElement[bool]]:
+    """The ranges that follow ``position`` (sort value, id), in result order."""
     if sort.column == "id":
-        return Trial.id < last_id if sort.descending else Trial.id > last_id
+        if position is None:
+            return [true()]
+        return [Trial.id < position[1] if sort.descending else Trial.id > position[1]]
     col = column(sort.column)
-    id_after = Trial.id < last_id if sort.descending else Trial.id > last_id
-    if value is None:  # already among the NULLs, which come last
-        return and_(col.is_(None), id_after)
-    beyond = col < value if sort.descending else col > value
-    return or_(beyond, and_(col == value, id_after), col.is_(None))
+    key = tuple_(col, Trial.id)
+    values: ColumnElement[bool] | None = col.is_not(None)
+    nulls: ColumnElement[bool] | None = col.is_(None)
+    if position is not None:
+        value, last_id = position
+        if value is None:  # among the NULLs: later NULLs, then (descending) every value
+            nulls = and_(
+                col.is_(None), Trial.id < last_id if sort.descending else Trial.id > last_id
+            )
+            if not sort.descending:
+                values = None
+        elif sort.descending:  # the NULLs came first and are done
+            values, nulls = and_(col <= value, key < tuple_(value, last_id)), None
+        else:
+            # ``col >= value`` repeats the row comparison for planners that want it plain.
+            values = and_(col >= value, key > tuple_(value, last_id))
+    ordered = [nulls, values] if sort.descending else [values, nulls]
+    return [condition for condition in ordered if condition is not None]
+
+
+def _batches(
+    session: Session,
+    statement: Select[Any],
+    sort: Sort,
+    position: tuple[Any, int] | None,
+    size: int,
+) -> Iterator[list[Row[Any]]]:
+    """Successive batches of ``size`` rows (the last may be shorter) after ``position``.
+
+    ``statement`` must select the sort column as ``sort_value`` and the id as ``trial_id``.
+    """
+    while True:
+        batch: list[Row[Any]] = []
+        for condition in _ranges(sort, position):
+            batch += session.execute(
+                statement.where(condition).order_by(*_order_by(sort)).limit(size - len(batch))
+            ).all()
+            if len(batch) == size:
+                break
+        if batch:
+            yield batch
+        if len(batch) < size:
+            return
+        position = (batch[-1].sort_value, batch[-1].trial_id)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -136,18 +180,29 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def list_statement(query: ListQuery) -> Select[Any]:
-    """The SELECT behind one page: ``limit + 1`` rows (the extra one says "more")."""
+    """The SELECT of one page, without the order, range and limit ``_batches`` adds."""
     sort_value = column(query.sort.column).label("sort_value")
-    statement = select(*READ_COLUMNS, sort_value).where(*filter_conditions(query.filter))
-    if query.cursor is not None:
-        statement = statement.where(_after(query.sort, query.cursor.value, query.cursor.last_id))
-    return statement.order_by(*_order_by(query.sort)).limit(query.limit + 1)
+    return select(*READ_COLUMNS, sort_value).where(*filter_conditions(query.filter))
+
+
+def page_statement(query: ListQuery) -> Select[Any]:
+    """The first (usually the only) SELECT a page runs: ``limit + 1`` rows."""
+    position = (query.cursor.value, query.cursor.last_id) if query.cursor else None
+    condition = _ranges(query.sort, position)[0]
+    return (
+        list_statement(query)
+        .where(condition)
+        .order_by(*_order_by(query.sort))
+        .limit(query.limit + 1)
+    )
 
 
 def list_results(session: Session, query: ListQuery) -> ResultPage:
     """One page of results: filtered, ordered by ``query.sort``, after ``query.cursor``."""
     ensure_sweep(session, query.filter.sweep_id)
-    rows = session.execute(list_statement(query)).all()
+    position = (query.cursor.value, query.cursor.last_id) if query.cursor else None
+    batches = _batches(session, list_statement(query), query.sort, position, query.limit + 1)
+    rows = next(batches, [])
     items = []
     for row in rows[: query.limit]:
         values = dict(row._mapping)
@@ -267,14 +322,8 @@ def iter_export_chunks(
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         sort_value = column(query.sort.column).label("sort_value")
-        base = select(*export_columns(), sort_value).where(*filter_conditions(query.filter))
-        base = base.order_by(*_order_by(query.sort)).limit(chunk_rows)
-        after: ColumnElement[bool] | None = None
-        while True:
-            statement = base if after is None else base.where(after)
-            rows = session.execute(statement).all()
-            if not rows:
-                return
+        statement = select(*export_columns(), sort_value).where(*filter_conditions(query.filter))
+        for rows in _batches(session, statement, query.sort, None, chunk_rows):
             chunk = []
             for row in rows:
                 values = dict(row._mapping)
@@ -282,9 +331,6 @@ def iter_export_chunks(
                 values["finished_at"] = _utc(values["finished_at"])
                 chunk.append(values)
             yield chunk
-            if len(rows) < chunk_rows:
-                return
-            after = _after(query.sort, rows[-1].sort_value, rows[-1].trial_id)
     finally:
         session.rollback()
         session.close()

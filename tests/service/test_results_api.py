@@ -191,9 +191,9 @@ def test_sweep_filter_and_unknown_sweep(app_client, dataset, session_factory) ->
 def _sort_key(column: str, descending: bool):
     def key(row: dict[str, Any]):
         value = row[column]
-        # NULLs last either way; ties by id in the sort's direction.
+        # NULL counts as larger than any value; ties by id in the sort's direction.
         if descending:
-            return (value is None, -(value or 0), -row["id"])
+            return (value is not None, -(value or 0), -row["id"])
         return (value is None, value or 0, row["id"])
 
     return key

@@ -1,16 +1,17 @@
 """Replica theory (THEORY.md §3) against batched GD simulation (THEORY.md §5).
 
-At D = 1000, averaged over 8 seeds, the replica E_gen(alpha) must lie inside the
-simulation's 95% interval (mean +- 1.96 SEM) at three alphas in two regimes:
+At D = 1000, averaged over seeds 0..13 (THEORY.md §5's protocol: 14 seeds per alpha),
+the replica E_gen(alpha) must lie inside the simulation's 95% interval (mean +- 1.96
+SEM) at three alphas in two regimes:
 
 - II (c = 1e-3, lambda = 0, gamma = 0) on the reference task of THEORY.md §3
   (rho_PT = rho_FT = 0.1, omega = 0.5), alphas across its error drop;
 - III (gamma = 10, lazy) on a dense FT task unrelated to PT (rho_FT = 0.9, omega = 0),
   where E_gen ~ 1 - alpha.
 
-Every (regime, alpha) gets its own seeds, so the six checks are independent; each has a
-5% false-alarm rate by construction.  The alphas keep E_gen above ~1e-2, where the
-train-MSE stopping rule (1e-4) does not floor the simulated error (THEORY.md §5).
+Each of the six checks has a 5% false-alarm rate by construction (a fixed seed set makes
+the outcome deterministic).  The alphas keep E_gen above ~1e-2, where the train-MSE
+stopping rule (1e-4) does not floor the simulated error (THEORY.md §5).
 """
 
 from __future__ import annotations
@@ -45,13 +46,8 @@ REGIMES = {
         (0.1, 0.25, 0.4),
     ),
 }
-SEEDS = 8
+SEEDS = range(14)
 D = 1000
-
-
-def seeds(regime_index: int, alpha_index: int) -> range:
-    start = 1000 * (regime_index + 1) + 100 * alpha_index
-    return range(start, start + SEEDS)
 
 
 @pytest.mark.slow
@@ -61,21 +57,21 @@ def test_replica_theory_inside_simulation_interval() -> None:
     torch.set_num_threads(1)
     trials = [
         FinetuneTrial(task=task, init=init, D=D, alpha=alpha, seed=seed, n_test=1)
-        for r, (task, init, alphas) in enumerate(REGIMES.values())
-        for a, alpha in enumerate(alphas)
-        for seed in seeds(r, a)
+        for task, init, alphas in REGIMES.values()
+        for alpha in alphas
+        for seed in SEEDS
     ]
-    # One call: all 48 networks, batched per dataset.
+    # One call: all 84 networks, batched per dataset.
     outcomes = iter(evaluate_finetune_batch(trials, TrainOptions(max_steps=60_000)))
     failures = []
     for name, (task, init, alphas) in REGIMES.items():
         curve = generalization_curve(task, init, np.array(alphas))
         assert curve.reliable.all(), name
         for alpha, theory in zip(alphas, curve.gen_error, strict=True):
-            runs = [next(outcomes) for _ in range(SEEDS)]
+            runs = [next(outcomes) for _ in SEEDS]
             assert all(r.stop_reason == "loss_threshold" for r in runs), (name, alpha)
             errors = np.array([r.gen_error_sim for r in runs])
-            mean, sem = errors.mean(), errors.std(ddof=1) / np.sqrt(SEEDS)
+            mean, sem = errors.mean(), errors.std(ddof=1) / np.sqrt(errors.size)
             assert mean > 1e-2, (name, alpha)  # above the stopping-rule floor
             if abs(theory - mean) > 1.96 * sem:
                 failures.append(
