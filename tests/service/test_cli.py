@@ -20,8 +20,15 @@ from service.settings import DispatchSettings, Settings
 SPEC = {
     "name": "cli",
     "workload": "dln_finetune",
-    "params": {"D": 40, "alpha": 0.5, "rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5,
-               "c_pt": 0.05, "gamma_ft": 0.5},
+    "params": {
+        "D": 40,
+        "alpha": 0.5,
+        "rho_pt": 0.1,
+        "rho_ft": 0.1,
+        "omega": 0.5,
+        "c_pt": 0.05,
+        "gamma_ft": 0.5,
+    },
     "axes": {"lambda_pt": [-0.5, 0.5]},
     "seeds": 2,
     "execution": {"lr": 0.2, "max_steps": 3000},
@@ -67,8 +74,10 @@ def test_submit_wait_status_results_export(server_url, tmp_path: Path, capsys) -
     assert main(["status", sweep_id, "--url", server_url]) == 0
     assert "succeeded" in capsys.readouterr().out
 
-    assert main(["results", "--sweep", sweep_id, "--where", "lambda_pt_lt=0",
-                 "--url", server_url]) == 0
+    assert (
+        main(["results", "--sweep", sweep_id, "--where", "lambda_pt_lt=0", "--url", server_url])
+        == 0
+    )
     table = capsys.readouterr().out.splitlines()
     assert "E_gen sim" in table[0] and len(table) == 1 + 2  # header + 2 seeds
 

@@ -72,7 +72,12 @@ def test_runs_a_sweep_to_completion(factory, database_url) -> None:
     with session_scope(factory) as session:
         rows = session.scalars(select(Trial)).all()
         for row in rows:
-            assert row.gen_error_sim is not None and row.gen_error_theory is not None
+            assert row.gen_error_sim is not None and row.gen_error_theory is not None, (
+                row.status,
+                row.metrics,
+                row.stop_reason,
+                row.error,
+            )
             assert row.gen_error_asymptotic is not None  # shared replica value
             assert row.residual_theory == pytest.approx(row.gen_error_sim - row.gen_error_theory)
             assert row.regime_theory in {"I", "II", "III", "IV"}

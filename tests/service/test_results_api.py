@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from factories import make_sweep, make_trial, trial_values
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from api_schemas.wire import REGIMES
+from tests.service.factories import make_sweep, make_trial, trial_values
 
 C_PT = (1e-4, 1e-2, 1.0)
 LAMBDA_PT = (-0.8, 0.0, 0.6)

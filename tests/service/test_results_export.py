@@ -9,13 +9,13 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from factories import make_sweep, make_trial, trial_values
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.results_export import COLUMNS
 from service.store.models import Trial
 from service.store.results import EXPORT_CHUNK_ROWS
+from tests.service.factories import make_sweep, make_trial, trial_values
 
 QUERY = "regime_theory=II,IV&lambda_pt_lt=0.5"
 

@@ -15,8 +15,15 @@ from service.store.models import Sweep, SweepTrial, Trial
 SPEC = {
     "name": "api",
     "workload": "dln_finetune",
-    "params": {"D": 40, "alpha": 0.5, "rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5,
-               "c_pt": 0.05, "gamma_ft": 0.5},
+    "params": {
+        "D": 40,
+        "alpha": 0.5,
+        "rho_pt": 0.1,
+        "rho_ft": 0.1,
+        "omega": 0.5,
+        "c_pt": 0.05,
+        "gamma_ft": 0.5,
+    },
     "axes": {"lambda_pt": [-0.5, 0.0, 0.5]},
     "seeds": 2,
     "tags": ["unit"],
@@ -58,8 +65,9 @@ def test_create_get_list_trials(client) -> None:
     assert client.get("/v1/sweeps", params={"name": "api"}).json()["total"] == 1
 
     first = client.get(f"/v1/sweeps/{body['id']}/trials", params={"limit": 4}).json()
-    second = client.get(f"/v1/sweeps/{body['id']}/trials",
-                        params={"limit": 4, "cursor": first["next_cursor"]}).json()
+    second = client.get(
+        f"/v1/sweeps/{body['id']}/trials", params={"limit": 4, "cursor": first["next_cursor"]}
+    ).json()
     ids = [t["id"] for t in first["items"] + second["items"]]
     assert len(ids) == 6 == len(set(ids)) and second["next_cursor"] is None
 
@@ -76,8 +84,9 @@ def test_idempotency(client) -> None:
     replay = client.post("/v1/sweeps", json=SPEC, headers={"Idempotency-Key": "abc"})
     assert first.status_code == 201 and replay.status_code == 200
     assert replay.json()["id"] == first.json()["id"]
-    conflict = client.post("/v1/sweeps", json={**SPEC, "name": "other"},
-                           headers={"Idempotency-Key": "abc"})
+    conflict = client.post(
+        "/v1/sweeps", json={**SPEC, "name": "other"}, headers={"Idempotency-Key": "abc"}
+    )
     assert conflict.status_code == 409 and conflict.json()["error"] == "IdempotencyConflict"
     assert row_counts(client.database_url) == (1, 6, 6)
 
@@ -95,23 +104,54 @@ def test_cancel(client) -> None:
     [
         (b'{"name": "x", ', 422, "body", "JSON"),
         (json.dumps({**SPEC, "surprise": 1}).encode(), 422, "surprise", "Extra inputs"),
-        (json.dumps({**SPEC, "axes": {"lambda_pt": [0.0, 1.5]}}).encode(), 422,
-         "lambda_pt", "less than or equal to 1"),
-        (json.dumps({**SPEC, "params": {**SPEC["params"], "omega": 1.0, "rho_ft": 0.5}}).encode(),
-         422, "body", "omega*rho_ft <= rho_pt"),
-        (json.dumps({**SPEC, "axes": {"lambda_pt": {"kind": "linspace", "start": -0.5,
-                                                    "stop": 0.5, "num": 300}}}).encode(),
-         422, "body", "limit is 500"),
-        (json.dumps({**SPEC, "params": {**SPEC["params"], "lambda_pt": -1.0, "gamma_ft": 0.0},
-                     "axes": {}}).encode(), 422, "body", "stationary point"),
+        (
+            json.dumps({**SPEC, "axes": {"lambda_pt": [0.0, 1.5]}}).encode(),
+            422,
+            "lambda_pt",
+            "less than or equal to 1",
+        ),
+        (
+            json.dumps(
+                {**SPEC, "params": {**SPEC["params"], "omega": 1.0, "rho_ft": 0.5}}
+            ).encode(),
+            422,
+            "body",
+            "omega*rho_ft <= rho_pt",
+        ),
+        (
+            json.dumps(
+                {
+                    **SPEC,
+                    "axes": {
+                        "lambda_pt": {"kind": "linspace", "start": -0.5, "stop": 0.5, "num": 300}
+                    },
+                }
+            ).encode(),
+            422,
+            "body",
+            "limit is 500",
+        ),
+        (
+            json.dumps(
+                {
+                    **SPEC,
+                    "params": {**SPEC["params"], "lambda_pt": -1.0, "gamma_ft": 0.0},
+                    "axes": {},
+                }
+            ).encode(),
+            422,
+            "body",
+            "stationary point",
+        ),
         (json.dumps({**SPEC, "workload": "nope"}).encode(), 422, "body", "unknown workload"),
     ],
 )
 def test_bad_input_is_rejected_and_writes_nothing(
     client, payload: bytes, status: int, loc_fragment: str, msg_fragment: str
 ) -> None:
-    response = client.post("/v1/sweeps", content=payload,
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/sweeps", content=payload, headers={"content-type": "application/json"}
+    )
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error", "detail"}
@@ -124,8 +164,7 @@ def test_bad_input_is_rejected_and_writes_nothing(
 def test_non_finite_numbers_are_rejected(client, token: bytes) -> None:
     raw = json.dumps({**SPEC, "params": {**SPEC["params"], "c_pt": 12345.0}}).encode()
     raw = raw.replace(b"12345.0", token)
-    response = client.post("/v1/sweeps", content=raw,
-                           headers={"content-type": "application/json"})
+    response = client.post("/v1/sweeps", content=raw, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text
     assert "c_pt" in response.text
     assert row_counts(client.database_url) == (0, 0, 0)
@@ -144,6 +183,13 @@ def test_unknown_ids_and_bad_cursor(client) -> None:
 def test_openapi_has_clean_operation_ids(client) -> None:
     schema = client.get("/openapi.json").json()
     ids = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
-    assert {"create_sweep", "plan_sweep", "list_sweeps", "get_sweep", "cancel_sweep",
-            "list_sweep_trials", "health"} <= ids
+    assert {
+        "create_sweep",
+        "plan_sweep",
+        "list_sweeps",
+        "get_sweep",
+        "cancel_sweep",
+        "list_sweep_trials",
+        "health",
+    } <= ids
     assert client.get("/healthz").json()["status"] == "ok"

@@ -16,23 +16,12 @@ stopping rule (1e-4) does not floor the simulated error (THEORY.md §5).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-_loaded = sys.modules.get("workers")
-if _loaded is not None and getattr(_loaded, "__file__", None) is None:
-    for _name in [m for m in sys.modules if m == "workers" or m.startswith("workers.")]:
-        del sys.modules[_name]
-
-from workers.config import InitParams, TaskStats  # noqa: E402
-from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch  # noqa: E402
-from workers.theory.asymptotics import generalization_curve  # noqa: E402
+from workers.config import InitParams, TaskStats
+from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
+from workers.theory.asymptotics import generalization_curve
 
 REGIMES = {
     "II": (
@@ -73,8 +62,8 @@ def test_replica_theory_inside_simulation_interval() -> None:
             errors = np.array([r.gen_error_sim for r in runs])
             mean, sem = errors.mean(), errors.std(ddof=1) / np.sqrt(errors.size)
             assert mean > 1e-2, (name, alpha)  # above the stopping-rule floor
+            line = f"{name} alpha={alpha}: theory {theory:.4g}, sim {mean:.4g} +- {sem:.2g}"
+            print(line)  # visible with -s: the agreement table
             if abs(theory - mean) > 1.96 * sem:
-                failures.append(
-                    f"{name} alpha={alpha}: theory {theory:.4g}, sim {mean:.4g}+-{sem:.2g}"
-                )
+                failures.append(line)
     assert not failures, failures

@@ -197,3 +197,5 @@ class BlockRun:
         if self.beta_prev is not None:
             self.beta_prev = take(self.beta_prev)
         self._allocate()
+        # The step in progress continues with _update(), which needs this block's R.
+        self._forward()

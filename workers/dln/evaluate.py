@@ -31,6 +31,7 @@ from workers.dln.simulate import (
     GDJob,
     GDOptions,
     GDResult,
+    PathwayWeights,
     resolve_device,
     run_gradient_descent,
 )
@@ -39,6 +40,7 @@ from workers.theory.implicit_bias import solve_implicit_bias
 from workers.theory.potential import sqrt_k_from_weights
 from workers.theory.regimes import (
     CLASSIFIER_VERSION,
+    RegimePoint,
     empirical_regime,
     measured_reuse,
     theory_regime,
@@ -60,13 +62,13 @@ class FinetuneTrial:
     n_test: int = 1000
 
     def __post_init__(self) -> None:
-        if isinstance(self.D, bool) or not isinstance(self.D, int) or self.D < 1:
+        if not _is_integer(self.D) or self.D < 1:
             raise ValueError(f"D must be an integer >= 1, got {self.D!r}")
         validate_alpha(self.alpha, "alpha")
         validate_alpha(self.alpha_pt, "alpha_pt")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if not _is_integer(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if isinstance(self.n_test, bool) or not isinstance(self.n_test, int) or self.n_test < 1:
+        if not _is_integer(self.n_test) or self.n_test < 1:
             raise ValueError(f"n_test must be an integer >= 1, got {self.n_test!r}")
 
     @property
@@ -83,6 +85,15 @@ class TrainOptions:
     error around 1e-5..1e-3 (THEORY.md §5), so tighten it when errors below ~1e-2 matter.
     The paper used ``lr = 0.05`` near ``lambda_pt = -1``.  The "trained" PT mode uses
     ``pt_lr``, ``pt_max_steps`` and the tighter ``pt_loss_threshold``.
+
+    Step budget and stability (measured): GD needs O(n/lr) steps, so at D = 2000,
+    alpha = 0.3, lr = 0.5 the rich settings (c_pt <= 1e-3 with lambda_pt <= 0, lambda_pt
+    -> -1) are still above the threshold after 40,000 steps and end as "max_steps"; raise
+    ``max_steps`` for them.  ``lr = 0.5`` is stable when ``lr * 2(1+sqrt(alpha))^2/n *
+    max_i sqrt(k_i + 4 beta_i^2) < 2``: fine at the paper's D = 5000, but at small D a
+    lazy readout (gamma_ft = 10, sqrt_k ~ 100) diverges and is reported as "diverged".
+    The stall rule compares beta across one ``check_every`` interval (default 50 steps),
+    which is stricter than the paper's per-epoch 1e-6 test.
     """
 
     lr: float = 0.5
@@ -104,7 +115,7 @@ class TrainOptions:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         for name in ("max_steps", "pt_max_steps", "check_every"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not _is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("loss_threshold", "stall_tol", "pt_loss_threshold"):
             value = getattr(self, name)
@@ -130,7 +141,11 @@ class TrainOptions:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,7 +239,7 @@ def evaluate_finetune_batch(
         )
     ft_results = run_gradient_descent(ft_jobs, options.gd_options(finetune=True))
 
-    regime_cache: dict[tuple[TaskStats, InitParams], object] = {}
+    regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
     outcomes = []
     for trial, job, result, (_, beta_pt_hat) in zip(
         trials, ft_jobs, ft_results, pretrained, strict=True
@@ -241,7 +256,7 @@ def _pretrain(
     trials: Sequence[FinetuneTrial],
     datasets: dict[tuple[object, ...], Dataset],
     options: TrainOptions,
-) -> list[tuple[object, np.ndarray]]:
+) -> list[tuple[PathwayWeights, np.ndarray]]:
     """Per trial: (post-PT weights, beta_hat_PT), oracle or trained (batched, deduplicated)."""
     if options.pt_mode == "oracle":
         out = []
@@ -267,7 +282,7 @@ def _outcome(
     job: GDJob,
     result: GDResult,
     beta_pt_hat: np.ndarray,
-    regime: object,
+    regime: RegimePoint,
     options: TrainOptions,
 ) -> FinetuneOutcome:
     init = job.init
@@ -309,9 +324,9 @@ def _outcome(
         diverged=result.diverged,
         invariant_drift=result.invariant_drift,
         wall_time_s=result.wall_time_s,
-        regime_theory=regime.label,  # type: ignore[attr-defined]
-        l_order_theory=float(regime.l_order),  # type: ignore[attr-defined]
-        pd_theory=float(regime.pd),  # type: ignore[attr-defined]
+        regime_theory=regime.label,
+        l_order_theory=float(regime.l_order),
+        pd_theory=float(regime.pd),
         regime_empirical=label_emp,
         l_order_empirical=l_emp,
         pd_empirical=pd_emp,
