@@ -8,7 +8,6 @@ inputs, so it imports pydantic and the standard library and nothing else.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -175,7 +174,3 @@ TYPED_PARAMETERS = (
     "D",
     "seed",
 )
-
-
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -110,18 +110,30 @@ def run_service(
     return elapsed
 
 
-def direct_time(spec: dict, *, per_trial: bool, subset: list[int] | None = None) -> float:
-    """The same computations in this process, grouped as the dispatcher would."""
+def direct_time(spec: dict, *, per_trial: bool) -> float:
+    """The same computations in this process, grouped as the dispatcher would.
+
+    As in the service, each replica prediction (theory key) is computed once and then
+    shared by every seed and batch that needs it.
+    """
     planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
-    if subset is not None:
-        planned = [planned[i] for i in subset]
     items = [TrialItem(i, t.params, t.seed, t.execution) for i, t in enumerate(planned)]
-    theory = {i: t.theory_key for i, t in enumerate(planned) if t.theory_key}
     workload = spec["workload"]
+    computed: set[str] = set()
+
+    def wanted_for(chunk: list[TrialItem]) -> dict[int, str]:
+        wanted = {}
+        for item in chunk:
+            key = planned[item.trial_id].theory_key
+            if key and (key not in computed or workload == "dln_theory"):
+                wanted[item.trial_id] = key
+                computed.add(key)
+        return wanted
+
     started = time.perf_counter()
     if per_trial:
         for item in items:
-            execute_batch(workload, [item], {item.trial_id: theory[item.trial_id]})
+            execute_batch(workload, [item], wanted_for([item]))
     else:
         groups: dict[str, list[TrialItem]] = defaultdict(list)
         for item, trial in zip(items, planned, strict=True):
@@ -129,29 +141,42 @@ def direct_time(spec: dict, *, per_trial: bool, subset: list[int] | None = None)
         for members in groups.values():
             for start in range(0, len(members), 512):
                 chunk = members[start : start + 512]
-                wanted = {it.trial_id: theory[it.trial_id] for it in chunk}
-                execute_batch(workload, chunk, wanted)
+                execute_batch(workload, chunk, wanted_for(chunk))
     return time.perf_counter() - started
 
 
-def subset_spec(spec: dict, size: int, seed: int = 0) -> tuple[dict, list[int]]:
+def subset_spec(spec: dict, size: int, seed: int = 0) -> dict:
+    """About ``size`` trials of ``spec``: random configs, each with all of its seeds."""
     planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
+    seeds = sorted({t.seed for t in planned if t.seed is not None})
+    configs = {}
+    for trial in planned:
+        point = tuple(trial.params[name] for name in spec.get("axes", {}))
+        configs.setdefault(point, trial.params)
     rng = random.Random(seed)
-    chosen = sorted(rng.sample(range(len(planned)), min(size, len(planned))))
-    zipped = defaultdict(list)
-    for index in chosen:
-        params = planned[index].params
-        for name in spec.get("axes", {}):
-            zipped[name].append(params[name])
-        if planned[index].seed is not None:
-            zipped.setdefault("_seeds", []).append(planned[index].seed)
-    seeds = zipped.pop("_seeds", None)
-    sub = {**spec, "name": spec["name"] + "-per-trial", "axes": {}, "zip": [dict(zipped)]}
-    if seeds is not None:
-        # Seeds cross with everything; keep the subset's trials exactly by zipping the
-        # seed-free axes and running over the subset's seed set (a small superset).
-        sub["seeds"] = sorted(set(seeds))
-    return sub, chosen
+    chosen = rng.sample(sorted(configs), min(len(configs), max(1, size // max(1, len(seeds)))))
+    names = list(spec.get("axes", {}))
+    zipped = {name: [point[i] for point in chosen] for i, name in enumerate(names)}
+    return {**spec, "name": spec["name"] + "-per-trial", "axes": {}, "zip": [zipped]}
+
+
+def warm_up(runner: RayRunner) -> None:
+    """Start the Ray worker process and import the science once, outside the timings."""
+    import ray
+
+    spec = theory_spec(80)
+    planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings())[:2]
+    items = [TrialItem(i, t.params, t.seed, t.execution) for i, t in enumerate(planned)]
+    handle = runner.submit(
+        "dln_theory", items, {i: t.theory_key for i, t in enumerate(planned)}, 0.0
+    )
+    ray.get(handle)
+    finetune = expand_spec(SweepSpec.model_validate(finetune_spec(100)), LimitSettings())[:1]
+    ray.get(
+        runner.submit(
+            "dln_finetune", [TrialItem(0, finetune[0].params, 0, finetune[0].execution)], {}, 0.0
+        )
+    )
 
 
 def main() -> None:
@@ -164,6 +189,7 @@ def main() -> None:
 
     runner = RayRunner(RaySettings(num_cpus=1))
     runner.start()
+    warm_up(runner)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, spec in (
@@ -176,7 +202,7 @@ def main() -> None:
             url = args.database_url or f"sqlite:///{tmp}/{label}.db"
             batched_e2e = run_service(spec, url, runner, batch_size=512, inflight=4)
             batched_direct = direct_time(spec, per_trial=False)
-            sub, chosen = subset_spec(spec, args.per_trial_subset)
+            sub = subset_spec(spec, args.per_trial_subset)
             sub_count = len(
                 expand_spec(SweepSpec.model_validate(sub), LimitSettings(max_trials=10**6))
             )

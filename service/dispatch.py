@@ -230,14 +230,12 @@ class Dispatcher:
             for trial in claimed:
                 session.expunge(trial)
         # Enqueue after commit: the claim is durable before any work starts.
-        wanted_once: set[str] = set()
         for members in group_into_batches(claimed, self.config.batch_size):
             theory_wanted = {}
             for trial in members:
                 key = trial.theory_key
                 if key and key not in known:
                     theory_wanted[trial.id] = key
-                    wanted_once.add(key)
             self._submit(Batch(members[0].workload, members, theory_wanted, _gpus_for(members[0])))
         return True
 

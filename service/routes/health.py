@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 
 from api_schemas.wire import Health
 from service.deps import SessionDep
+from service.store.health import database_answers
 
 router = APIRouter(tags=["health"])
 
@@ -16,11 +16,8 @@ def health(request: Request, session: SessionDep) -> Health:
     """Database reachable, Ray state, dispatcher state."""
     from workers.envelope import code_version
 
-    try:
-        session.execute(text("SELECT 1"))
-        database = request.app.state.engine.dialect.name
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        database = f"error: {type(exc).__name__}"
+    problem = database_answers(session)
+    database = request.app.state.engine.dialect.name if problem is None else f"error: {problem}"
     runner = request.app.state.runner
     dispatcher = request.app.state.dispatcher
     dispatcher_state = "disabled"
