@@ -12,18 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.store.models import Sweep, SweepTrial, Trial
+from service.store.typed import FLOAT_COLUMNS
 
-TYPED_PARAMS = (
-    "c_pt",
-    "lambda_pt",
-    "gamma_ft",
-    "rho_pt",
-    "rho_ft",
-    "omega",
-    "alpha",
-    "a_pt",
-    "sigma0",
-)
+TYPED_PARAMS = FLOAT_COLUMNS
 
 
 def trial_values(**overrides: Any) -> dict[str, Any]:
