@@ -137,3 +137,36 @@ def test_dispatcher_restart_mid_sweep(database_url, ray_runner) -> None:
             )
             assert retried == 4  # exactly the trials the dead dispatcher held
         engine.dispose()
+
+
+def test_cancel_stops_running_batches(database_url, ray_runner) -> None:
+    """Cancelling mid-run: pending trials never start, running batches are cancelled and
+    their late results are not written."""
+    settings = Settings(
+        database_url=database_url,
+        dispatch=DispatchSettings(batch_size=1, max_inflight_batches=2, poll_seconds=0.05),
+    )
+    slow = {
+        **SPEC,
+        "name": "cancel-me",
+        "params": {**SPEC["params"], "D": 400},
+        "execution": {"lr": 0.01, "max_steps": 200000, "loss_threshold": 1e-12},
+    }
+    app = create_app(settings, runner=ray_runner, start_dispatcher=True)
+    with TestClient(app) as client:
+        sweep_id = client.post("/v1/sweeps", json=slow).json()["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/sweeps/{sweep_id}").json()["counts"]["running"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cancelled = client.post(f"/v1/sweeps/{sweep_id}/cancel").json()
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["counts"]["cancelled"] == 12 - cancelled["counts"]["succeeded"]
+        dispatcher = app.state.dispatcher
+        deadline = time.monotonic() + 30
+        while dispatcher.inflight:  # the dispatcher notices and drops the Ray tasks
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(0.5)
+        final = client.get(f"/v1/sweeps/{sweep_id}").json()
+        assert final["counts"] == cancelled["counts"]

@@ -196,3 +196,34 @@ def test_transition_table_is_closed() -> None:
     assert transitions.derive_sweep_status({"succeeded": 2, "failed": 1}, False) == "partial"
     assert transitions.derive_sweep_status({"pending": 2}, False) == "pending"
     assert transitions.derive_sweep_status({"pending": 1, "succeeded": 1}, False) == "running"
+
+
+def test_concurrent_dispatchers_claim_disjoint_trials(postgres_url) -> None:
+    """Two API replicas on one PostgreSQL: FOR UPDATE SKIP LOCKED hands each its own rows."""
+    upgrade_to_head(postgres_url)
+    engine = make_engine(postgres_url)
+    factory = make_session_factory(engine)
+    submit(factory, SMALL, settings_for(postgres_url))
+    first, second = factory(), factory()
+    try:
+        mine = transitions.claim_pending(first, "a", 3, 60, postgres=True)  # not committed
+        theirs = transitions.claim_pending(second, "b", 6, 60, postgres=True)
+        assert len(mine) == 3 and len(theirs) == 3
+        assert not {t.id for t in mine} & {t.id for t in theirs}
+        first.commit()
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()
+
+
+def test_cuda_batches_ask_ray_for_a_gpu(factory, database_url) -> None:
+    from service.dispatch import _gpus_for
+
+    settings = settings_for(database_url)
+    submit(factory, {**SMALL, "execution": {"device": "cuda"}}, settings)
+    submit(factory, {**SMALL, "name": "cpu", "params": {**SMALL["params"], "c_pt": 0.5}}, settings)
+    with session_scope(factory) as session:
+        gpus = {t.execution["device"]: _gpus_for(t) for t in session.scalars(select(Trial))}
+    assert gpus == {"cuda": 1.0, "cpu": 0.0}
