@@ -34,6 +34,15 @@ class SweepCounts(ReadModel):
     cancelled: int = 0
 
 
+class RunningTrial(BaseModel):
+    """A running trial and the latest progress its worker reported (nonlinear workloads:
+    ``phase`` pretrain | waiting_for_pretraining | finetune | done, ``step``, ``steps``,
+    ``epoch``, ``loss``, ``elapsed_s``, ``started_at`` / ``updated_at`` as Unix times)."""
+
+    trial_id: int
+    progress: dict[str, Any] | None = None
+
+
 class SweepRead(ReadModel):
     """A sweep with its derived status and progress."""
 
@@ -54,6 +63,10 @@ class SweepRead(ReadModel):
         default=None, description="trials finished per second since the first one started"
     )
     eta_s: float | None = Field(default=None, description="estimated seconds to completion")
+    running: list[RunningTrial] = Field(
+        default_factory=list,
+        description="running trials with their latest progress (GET of one sweep; first 100)",
+    )
     spec: SweepSpec | None = None
 
 

@@ -2,7 +2,9 @@
 
 Server side: ``serve`` (API + dispatcher), ``worker`` (a standalone dispatcher),
 ``migrate`` (alembic upgrade head).  Client side, over HTTP with httpx and the shared
-schemas: ``submit``, ``plan``, ``status``, ``cancel``, ``results``, ``export``.  The
+schemas: ``submit``, ``plan``, ``status``, ``cancel``, ``results``, ``export``, and the
+paper's outputs: ``plot`` (a server-rendered figure) and ``report`` (theory vs
+simulation agreement).  The
 client finds the server through ``--url`` or ``SWEEPS_URL`` (default
 http://127.0.0.1:8000).
 """
@@ -287,6 +289,77 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Fetch a server-rendered figure of a sweep and write it to a file."""
+    client = Client(args.url, args.submitter)
+    params = {"yscale": args.yscale, "source": args.source}
+    for name in ("theory_sweep", "x", "y"):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
+    path = f"/v1/sweeps/{args.sweep_id}/figures/{args.kind}.{args.format}"
+    response = client.request("GET", path, params=params)
+    output = Path(args.output or f"{args.sweep_id[:8]}-{args.kind}.{args.format}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(response.content)
+    print(f"wrote {output} ({len(response.content) / 1024:.0f} KiB)", file=sys.stderr)
+    return 0
+
+
+def _num(value: float | None, fmt: str = "{:.4g}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The agreement report as text: totals, per regime, worst configs, notes."""
+    fraction = report["fraction_inside"]
+    lines = [
+        f"sweep {report['sweep_id']} ({report['sweep_name']}): {report['configs']} configs",
+        f"theory inside the simulation's 95% interval: {report['inside_95']}/"
+        f"{report['compared']} compared configs = {_num(fraction, '{:.1%}')} "
+        f"(target {report['target_fraction']:.0%}: "
+        f"{'met' if report['meets_target'] else 'NOT met'}); over every config with an SEM: "
+        f"{_num(report['fraction_inside_all'], '{:.1%}')}",
+        f"regime agreement (measured label = theory label, per trial): "
+        f"{_num(report['regime_agreement_rate'], '{:.1%}')}",
+        "verdicts: " + ", ".join(f"{k} {v}" for k, v in report["counts"].items()),
+        "",
+        "regime  configs  compared  inside  fraction  stop-rule  unconverged  label-agree",
+    ]
+    for row in report["per_regime"]:
+        lines.append(
+            f"{row['regime']:>6}  {row['configs']:>7}  {row['compared']:>8}  "
+            f"{row['inside_95']:>6}  {_num(row['fraction_inside'], '{:>8.1%}'):>8}  "
+            f"{row['stopping_rule']:>9}  {row['not_converged']:>11}  "
+            f"{_num(row['regime_agreement_rate'], '{:.1%}'):>11}"
+        )
+    if report["worst"]:
+        lines += ["", "worst configs (largest |z|):"]
+        for row in report["worst"]:
+            params = row["params"]
+            where = ", ".join(
+                f"{k}={params[k]:g}"
+                for k in ("omega", "rho_ft", "c_pt", "lambda_pt", "gamma_ft")
+                if k in params
+            )
+            lines.append(
+                f"  alpha={row['alpha']:<5g} {where}: sim {_num(row['sim_mean'])} ± "
+                f"{_num(row['sim_sem'], '{:.2g}')}, theory {_num(row['theory'])}, "
+                f"z {_num(row['z'], '{:+.1f}')} [{row['verdict']}, regime {row['regime_theory']}]"
+            )
+    if report["notes"]:
+        lines += ["", "notes:"] + [f"  - {note}" for note in report["notes"]]
+    return "\n".join(lines)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Theory vs simulation agreement of a sweep (text, or the JSON of the API)."""
+    client = Client(args.url, args.submitter)
+    params = {"floor": args.floor, "worst": args.worst}
+    report = client.json("GET", f"/v1/sweeps/{args.sweep_id}/report", params=params)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sweeps", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,6 +419,29 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--format", choices=("csv", "parquet"), default="csv")
             p.add_argument("--output", "-o")
         p.set_defaults(func=func)
+
+    plot = client_parser("plot", "render a figure of a sweep (PNG or SVG)")
+    plot.add_argument("sweep_id")
+    plot.add_argument(
+        "--kind",
+        required=True,
+        choices=("gen_error", "regimes", "l_order", "pd", "phase", "scatter"),
+    )
+    plot.add_argument("--format", choices=("png", "svg"), default="png")
+    plot.add_argument("--theory-sweep", dest="theory_sweep", help="dln_theory sweep for lines")
+    plot.add_argument("--x", help="maps: parameter on the x axis")
+    plot.add_argument("--y", help="maps: parameter on the y axis")
+    plot.add_argument("--yscale", choices=("log", "linear"), default="log")
+    plot.add_argument("--source", choices=("theory", "empirical"), default="theory")
+    plot.add_argument("--output", "-o", help="file to write (default <id>-<kind>.<format>)")
+    plot.set_defaults(func=cmd_plot)
+
+    report = client_parser("report", "theory vs simulation agreement of a sweep")
+    report.add_argument("sweep_id")
+    report.add_argument("--floor", type=float, default=1e-2, help="stopping-rule floor")
+    report.add_argument("--worst", type=int, default=10, help="how many worst configs")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

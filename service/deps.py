@@ -34,6 +34,9 @@ def get_submitter(
     return (x_sweeps_submitter or "").strip() or request.app.state.settings.default_submitter
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit (or roll back) *before* the response is sent.  FastAPI's
+# default ends a yield dependency after the response, so a client could read 201 for a
+# sweep whose commit had not happened yet (a GET right after it answered 404).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SubmitterDep = Annotated[str, Depends(get_submitter)]

@@ -10,7 +10,13 @@ One loop (a thread in the API process, or ``sweeps worker``) does, each round:
    only after the claim is committed;
 5. collects finished batches and writes their records in bulk — the one writer —
    guarded by the lease owner, so a dispatcher that lost its lease writes nothing;
-6. renews leases of running batches and cancels batches whose trials were cancelled.
+6. renews leases of running batches and cancels batches whose trials were cancelled;
+7. stores the progress running trials report (about once a second) and kills a batch
+   that runs past its hard time limit (``hard_limit_factor`` × its trials'
+   ``time_limit_s`` + grace, counted from when its worker started computing).
+
+Workloads set their own batch size (the nonlinear ones run one trial per Ray task) and
+the GPUs a batch asks for (``Workload.max_batch_size`` / ``Workload.num_gpus``).
 
 A batch that raises is split in halves and retried; a trial that fails alone is retried
 until ``max_attempts`` (a deterministic error such as ``ValueError`` fails at once).
@@ -25,16 +31,18 @@ import traceback
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import transitions
 from service.settings import Settings
+from service.store import progress as progress_store
 from service.store import trials as trial_store
 from service.store.models import Trial
 from service.store.session import session_scope
-from workers.workloads import BatchOutput, TrialItem
+from workers.workloads import WORKLOADS, BatchOutput, TrialItem
 
 log = logging.getLogger("sweeps.dispatch")
 
@@ -62,7 +70,11 @@ RESULT_COLUMNS = (
 
 
 class BatchRunner(Protocol):
-    """Runs batches somewhere (Ray, or in-process) and reports when they finish."""
+    """Runs batches somewhere (Ray, or in-process) and reports when they finish.
+
+    Optional: ``progress(trial_ids) -> {id: report}`` and ``forget(trial_ids)`` (the
+    progress channel) and ``cluster_gpus() -> float | None`` (resolves device auto).
+    """
 
     def submit(
         self, workload: str, items: list[TrialItem], theory_wanted: dict[int, str], gpus: float
@@ -83,6 +95,8 @@ class Batch:
     gpus: float
     handle: Any = None
     submitted_at: float = field(default_factory=time.monotonic)
+    # Seconds the batch may run (from its worker's first "started" report); None: no limit.
+    hard_limit_s: float | None = None
 
     @property
     def ids(self) -> list[int]:
@@ -113,8 +127,22 @@ def group_into_batches(trials: list[Trial], batch_size: int) -> list[list[Trial]
     return batches
 
 
-def _gpus_for(trial: Trial) -> float:
-    return 1.0 if str(trial.execution.get("device", "cpu")).startswith("cuda") else 0.0
+def _gpus_for(trial: Trial, cluster_gpus: float | None = None) -> float:
+    """GPUs the trial's batch asks Ray for: its workload's rule, with device ``auto``
+    meaning cuda when the cluster is known to have a GPU and cpu otherwise."""
+    execution = dict(trial.execution)
+    if execution.get("device") == "auto":
+        execution["device"] = "cuda" if cluster_gpus else "cpu"
+    workload = WORKLOADS.get(trial.workload)
+    if workload is None:
+        return 1.0 if str(execution.get("device", "cpu")).startswith("cuda") else 0.0
+    return workload.num_gpus(execution)
+
+
+def batch_size_for(workload: str, configured: int) -> int:
+    """The dispatcher's batch size, capped by the workload's own (if it has one)."""
+    cap = WORKLOADS[workload].max_batch_size if workload in WORKLOADS else None
+    return min(configured, cap) if cap else configured
 
 
 class Dispatcher:
@@ -138,6 +166,7 @@ class Dispatcher:
         self._last_expiry = 0.0
         self._last_renewal = time.monotonic()
         self._last_cancel_check = 0.0
+        self._last_progress = 0.0
         self.rounds = 0
         self.last_error: str | None = None
 
@@ -213,14 +242,22 @@ class Dispatcher:
         if now - self._last_cancel_check > 1.0 and self.inflight:
             self._drop_cancelled()
             self._last_cancel_check = now
+        if now - self._last_progress > self.config.progress_poll_seconds and self.inflight:
+            self._store_progress()
+            self._last_progress = now
         return busy
 
     def _claim_and_submit(self) -> bool:
         free = self.config.max_inflight_batches - len(self.inflight)
         if free <= 0:
             return False
-        limit = min(self.config.claim_size, free * self.config.batch_size)
         with session_scope(self.session_factory) as session:
+            # Claim no more than the free batches hold, sized for the workload at the
+            # head of the queue (one trial per batch for the nonlinear workloads).
+            head = progress_store.next_pending_workload(session)
+            if head is None:
+                return False
+            limit = min(self.config.claim_size, free * batch_size_for(head, self.config.batch_size))
             claimed = transitions.claim_pending(
                 session, self.owner, limit, self.config.lease_seconds, postgres=self.postgres
             )
@@ -230,17 +267,52 @@ class Dispatcher:
             for trial in claimed:
                 session.expunge(trial)
         # Enqueue after commit: the claim is durable before any work starts.
-        for members in group_into_batches(claimed, self.config.batch_size):
-            theory_wanted = {}
-            for trial in members:
-                key = trial.theory_key
-                if key and key not in known:
-                    theory_wanted[trial.id] = key
-            self._submit(Batch(members[0].workload, members, theory_wanted, _gpus_for(members[0])))
+        cluster_gpus = self._cluster_gpus()
+        by_workload: dict[str, list[Trial]] = defaultdict(list)
+        for trial in claimed:
+            by_workload[trial.workload].append(trial)
+        for workload, trials in by_workload.items():
+            size = batch_size_for(workload, self.config.batch_size)
+            for members in group_into_batches(trials, size):
+                theory_wanted = {
+                    trial.id: trial.theory_key
+                    for trial in members
+                    if trial.theory_key and trial.theory_key not in known
+                }
+                batch = Batch(workload, members, theory_wanted, _gpus_for(members[0], cluster_gpus))
+                batch.hard_limit_s = self._hard_limit(members)
+                self._submit(batch)
         return True
 
+    def _cluster_gpus(self) -> float | None:
+        probe = getattr(self.runner, "cluster_gpus", None)
+        return probe() if probe is not None else None
+
+    def _hard_limit(self, trials: list[Trial]) -> float | None:
+        """factor × Σ time_limit_s + grace, or None when a trial has no time limit."""
+        limits = []
+        for trial in trials:
+            workload = WORKLOADS.get(trial.workload)
+            limit = workload.time_limit_s(trial.execution) if workload else None
+            if limit is None:
+                return None
+            limits.append(limit)
+        return self.config.hard_limit_factor * sum(limits) + self.config.hard_limit_grace_seconds
+
+    def _context(self) -> dict[str, Any]:
+        """Deployment facts a trial needs (absolute paths: workers run elsewhere)."""
+        checkpoints, cifar = self.settings.checkpoints, self.settings.data.cifar100_dir
+        checkpoint_dir = None
+        if checkpoints.enabled and checkpoints.dir:
+            checkpoint_dir = str(Path(checkpoints.dir).expanduser().resolve())
+        return {
+            "checkpoint_dir": checkpoint_dir,
+            "cifar100_dir": str(Path(cifar).expanduser().resolve()) if cifar else None,
+        }
+
     def _submit(self, batch: Batch) -> None:
-        items = [TrialItem(t.id, t.params, t.seed, t.execution) for t in batch.trials]
+        context = self._context()
+        items = [TrialItem(t.id, t.params, t.seed, t.execution, context) for t in batch.trials]
         batch.handle = self.runner.submit(batch.workload, items, batch.theory_wanted, batch.gpus)
         batch.submitted_at = time.monotonic()
         self.inflight.append(batch)
@@ -254,6 +326,7 @@ class Dispatcher:
             return False
         finished = [batch for batch in self.inflight if any(batch.handle is h for h in done)]
         self.inflight = [batch for batch in self.inflight if batch not in finished]
+        self._forget_progress(finished)
         for batch in finished:
             try:
                 output = self.runner.result(batch.handle)
@@ -282,7 +355,10 @@ class Dispatcher:
                 wanted = {
                     t.id: batch.theory_wanted[t.id] for t in part if t.id in batch.theory_wanted
                 }
-                self._submit(Batch(batch.workload, part, wanted, batch.gpus))
+                part_limit = self._hard_limit(part)
+                self._submit(
+                    Batch(batch.workload, part, wanted, batch.gpus, hard_limit_s=part_limit)
+                )
             return
         trial = batch.trials[0]
         with session_scope(self.session_factory) as session:
@@ -294,6 +370,48 @@ class Dispatcher:
                 )
             else:
                 transitions.requeue_running(session, self.owner, [trial.id], message)
+
+    def _forget_progress(self, batches: list[Batch]) -> None:
+        forget = getattr(self.runner, "forget", None)
+        if forget is not None and batches:
+            forget([i for batch in batches for i in batch.ids])
+
+    def _store_progress(self) -> None:
+        """Copy running trials' latest reports into ``trials.progress``; kill batches
+        past their hard time limit."""
+        poll = getattr(self.runner, "progress", None)
+        if poll is None:
+            return
+        reports = poll([i for batch in self.inflight for i in batch.ids])
+        if reports:
+            with session_scope(self.session_factory) as session:
+                progress_store.save_progress(session, self.owner, reports)
+        now = time.time()
+        for batch in list(self.inflight):
+            if batch.hard_limit_s is None:
+                continue
+            starts = [reports[i].get("started_at") for i in batch.ids if i in reports]
+            starts = [start for start in starts if start]
+            if starts and now - max(starts) > batch.hard_limit_s:
+                self._kill_overdue(batch)
+
+    def _kill_overdue(self, batch: Batch) -> None:
+        self.runner.cancel(batch.handle)
+        self.inflight = [b for b in self.inflight if b is not batch]
+        self._forget_progress([batch])
+        message = (
+            f"hard time limit exceeded: the batch ran more than {batch.hard_limit_s:.0f}s "
+            f"({self.config.hard_limit_factor:g} × time_limit_s + "
+            f"{self.config.hard_limit_grace_seconds:g}s grace) and was killed; the in-loop "
+            "limit did not stop it (stuck inside one step, or in data loading)"
+        )
+        log.warning("batch %s: %s", batch.ids, message)
+        with session_scope(self.session_factory) as session:
+            transitions.finish_running(
+                session,
+                self.owner,
+                [(i, {"status": transitions.FAILED, "error": message}) for i in batch.ids],
+            )
 
     def _drop_cancelled(self) -> None:
         with session_scope(self.session_factory) as session:

@@ -44,3 +44,13 @@ class BadCursor(SweepsError):
 
 class BadQuery(SweepsError):
     status_code = 422
+
+
+class NoResultsYet(SweepsError):
+    """A figure or report asked of a sweep with nothing (of the right kind) to show."""
+
+    status_code = 409
+
+
+class UnknownFigure(SweepsError):
+    status_code = 404

@@ -24,7 +24,7 @@ from service.settings import LimitSettings
 from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS
 
 # Execution options that do not change the numbers and so stay out of the trial key.
-_NON_NUMERIC_EXECUTION = ("device",)
+_NON_NUMERIC_EXECUTION = ("device", "num_gpus")
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,6 @@ def _check_size(params: dict[str, Any], origin: dict, limits: LimitSettings) -> 
     if "D" not in params:
         return
     dim = int(params["D"])
-    n = max(1, round(float(params["alpha"]) * dim))
     if dim > limits.max_dimension:
         raise SpecRejected(
             [
@@ -158,6 +157,9 @@ def _check_size(params: dict[str, Any], origin: dict, limits: LimitSettings) -> 
                 }
             ]
         )
+    if "alpha" not in params:  # the nonlinear workloads give n_ft, not alpha
+        return
+    n = max(1, round(float(params["alpha"]) * dim))
     if dim * n > limits.max_d_times_n:
         raise SpecRejected(
             [
@@ -205,14 +207,16 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
             params = _validate_params(schema.params_model, raw, origin, len(validated))
             _check_size(params, origin, limits)
             validated[cache_key] = params
-        theory_key = canonical_hash(
-            {
-                "theory": "replica",
-                "version": WORKLOADS["dln_theory"].evaluator_version,
-                "gamma_ext": gamma_ext,
-                **{f: params.get(f) for f in workload.theory_fields},
-            }
-        )
+        theory_key = None
+        if workload.theory_fields:  # workloads without a replica theory have no key
+            theory_key = canonical_hash(
+                {
+                    "theory": "replica",
+                    "version": WORKLOADS["dln_theory"].evaluator_version,
+                    "gamma_ext": gamma_ext,
+                    **{f: params.get(f) for f in workload.theory_fields},
+                }
+            )
         group = {f: params.get(f) for f in workload.group_fields}
         shared_params = {k: v for k, v in params.items() if k not in workload.varying_within_group}
         batch_key = canonical_hash({"workload": spec.workload, "exec": keyed_execution, **group})

@@ -14,10 +14,35 @@ from concurrent.futures import Future
 from typing import Any
 
 from service.settings import RaySettings
-from workers.runtime import THREAD_ENV, execute_batch, make_remote
+from workers.runtime import (
+    PROGRESS_ACTOR,
+    THREAD_ENV,
+    ProgressBoard,
+    execute_batch,
+    make_remote,
+)
 from workers.workloads import BatchOutput, TrialItem
 
 log = logging.getLogger("sweeps.runners")
+
+
+def connected_cluster_gpus() -> float | None:
+    """GPUs of the Ray cluster this process is connected to; None when not connected.
+
+    Submit-time admission uses it: a sweep asking for ``device: cuda`` is rejected when
+    the API knows its cluster and that cluster has no GPU.  An API that does not run
+    Ray (dispatcher elsewhere) cannot know, and accepts the spec.
+    """
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a hard dependency
+        return None
+    if not ray.is_initialized():
+        return None
+    try:
+        return float(ray.cluster_resources().get("GPU", 0.0))
+    except Exception:  # noqa: BLE001 - an unreachable GCS means "unknown"
+        return None
 
 
 class RayRunner:
@@ -25,6 +50,7 @@ class RayRunner:
         self.settings = settings
         self._remotes: dict[float, Any] = {}
         self._started_here = False
+        self._board: Any = None
 
     def start(self) -> None:
         import ray
@@ -53,12 +79,27 @@ class RayRunner:
             )
             self._started_here = True
         log.info("ray ready: %s", ray.cluster_resources())
+        self._start_progress_board()
+
+    def _start_progress_board(self) -> None:
+        """The named progress actor workers report to (no CPU reserved for it)."""
+        import ray
+
+        try:
+            board = ray.remote(num_cpus=0)(ProgressBoard)
+            self._board = board.options(
+                name=PROGRESS_ACTOR, lifetime="detached", get_if_exists=True
+            ).remote()
+        except Exception:  # noqa: BLE001 - progress is optional; trials still run
+            log.warning("progress actor unavailable; running trials report no progress")
+            self._board = None
 
     def shutdown(self) -> None:
         import ray
 
         if self._started_here and ray.is_initialized():
             ray.shutdown()
+        self._board = None
 
     def describe(self) -> str:
         import ray
@@ -73,7 +114,26 @@ class RayRunner:
         remote = self._remotes.get(gpus)
         if remote is None:
             remote = self._remotes[gpus] = make_remote(gpus)
-        return remote.remote(workload, items, theory_wanted)
+        board = PROGRESS_ACTOR if self._board is not None else None
+        return remote.remote(workload, items, theory_wanted, board)
+
+    def progress(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Latest reports of these trials (empty when the actor does not answer)."""
+        import ray
+
+        if self._board is None or not trial_ids:
+            return {}
+        try:
+            return ray.get(self._board.snapshot.remote(trial_ids), timeout=2.0)
+        except Exception:  # noqa: BLE001 - progress is best effort
+            return {}
+
+    def forget(self, trial_ids: list[int]) -> None:
+        if self._board is not None and trial_ids:
+            self._board.forget.remote(trial_ids)
+
+    def cluster_gpus(self) -> float | None:
+        return connected_cluster_gpus()
 
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
         import ray
@@ -96,14 +156,18 @@ class RayRunner:
 
 
 class InlineRunner:
-    """Runs each batch at submit time in the calling thread (no Ray)."""
+    """Runs each batch at submit time in the calling thread (no Ray); progress goes to
+    an in-process board."""
+
+    def __init__(self) -> None:
+        self.board = ProgressBoard()
 
     def submit(
         self, workload: str, items: list[TrialItem], theory_wanted: dict[int, str], gpus: float
     ) -> Future:
         future: Future = Future()
         try:
-            future.set_result(execute_batch(workload, items, theory_wanted))
+            future.set_result(execute_batch(workload, items, theory_wanted, self.board.report))
         except Exception as exc:  # noqa: BLE001 - reported through the future
             future.set_exception(exc)
         return future
@@ -115,6 +179,15 @@ class InlineRunner:
         return handle.result()
 
     def cancel(self, handle: Any) -> None:
+        return None
+
+    def progress(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
+        return self.board.snapshot(trial_ids)
+
+    def forget(self, trial_ids: list[int]) -> None:
+        self.board.forget(trial_ids)
+
+    def cluster_gpus(self) -> float | None:
         return None
 
     def describe(self) -> str:

@@ -33,6 +33,17 @@ class DispatchSettings(BaseModel):
     lease_seconds: float = Field(default=120.0, gt=0, description="lease on a claimed trial")
     poll_seconds: float = Field(default=0.2, gt=0, description="idle sleep between rounds")
     max_attempts: int = Field(default=3, ge=1, description="tries before a trial fails")
+    progress_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often running trials' progress is stored"
+    )
+    hard_limit_factor: float = Field(
+        default=1.5,
+        ge=1,
+        description="a batch running past factor × its trials' time_limit_s (+ grace) is killed",
+    )
+    hard_limit_grace_seconds: float = Field(
+        default=60.0, ge=0, description="added to the hard time limit of a batch"
+    )
 
 
 class RaySettings(BaseModel):
@@ -41,6 +52,25 @@ class RaySettings(BaseModel):
     address: str = Field(default="", description="e.g. ray://head:10001 or auto")
     num_cpus: int | None = Field(default=None, ge=1, description="local Ray only")
     namespace: str = "finetune-sweeps"
+
+
+class DataSettings(BaseModel):
+    """Local datasets; never downloaded at run time."""
+
+    cifar100_dir: str | None = Field(
+        default=None,
+        description="CIFAR-100 python-format directory (cifar-100-python or its parent)",
+    )
+
+
+class CheckpointSettings(BaseModel):
+    """Content-addressed pretraining checkpoints shared by fine-tuning trials."""
+
+    enabled: bool = Field(default=True, description="share pretraining across trials")
+    dir: str = Field(
+        default="checkpoints",
+        description="directory for checkpoints; shared storage when workers span hosts",
+    )
 
 
 class Settings(BaseSettings):
@@ -60,6 +90,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    data: DataSettings = Field(default_factory=DataSettings)
+    checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
 
     @model_validator(mode="after")
     def _shortcuts(self) -> Settings:

@@ -2,7 +2,8 @@
 
 - ``api_schemas`` is a leaf: pydantic and the standard library only, so the CLI and
   any client can use it without the server.
-- the science (``workers/dln``, ``workers/theory``, ``workers/config``) imports no Ray,
+- the science (``workers/dln``, ``workers/theory``, ``workers/nets``, ``workers/config``)
+  imports no Ray,
   no database, no web framework.
 - routes hold no SQL: no ``select(`` / ``session.execute`` in ``service/routes``.
 """
@@ -40,8 +41,11 @@ def test_api_schemas_is_a_leaf(path: Path) -> None:
     assert imported_modules(path) <= allowed, imported_modules(path) - allowed
 
 
-SCIENCE = python_files("workers", "dln") + python_files("workers", "theory") + python_files(
-    "workers", "config.py"
+SCIENCE = (
+    python_files("workers", "dln")
+    + python_files("workers", "theory")
+    + python_files("workers", "nets")
+    + python_files("workers", "config.py")
 )
 
 

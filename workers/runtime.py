@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from workers.envelope import envelope
-from workers.workloads import WORKLOADS, BatchOutput, TrialItem
+from workers.workloads import WORKLOADS, BatchOutput, ProgressFn, TrialItem
 
 # Set before torch/numpy import in a fresh worker process.
 THREAD_ENV = {
@@ -36,17 +37,47 @@ def pin_threads() -> None:
         pass
 
 
+PROGRESS_ACTOR = "sweeps-progress"
+
+
+class ProgressBoard:
+    """Latest progress report per running trial.  A plain class: the Ray runner runs it
+    as a named actor that workers report to; the inline runner uses it directly."""
+
+    def __init__(self) -> None:
+        self._reports: dict[int, dict[str, Any]] = {}
+
+    def report(self, trial_id: int, payload: dict[str, Any]) -> None:
+        self._reports[trial_id] = payload
+
+    def snapshot(self, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        return {i: self._reports[i] for i in trial_ids if i in self._reports}
+
+    def forget(self, trial_ids: Sequence[int]) -> None:
+        for trial_id in trial_ids:
+            self._reports.pop(trial_id, None)
+
+
 def execute_batch(
-    workload: str, items: Sequence[TrialItem], theory_wanted: dict[int, str]
+    workload: str,
+    items: Sequence[TrialItem],
+    theory_wanted: dict[int, str],
+    progress: ProgressFn | None = None,
 ) -> BatchOutput:
     """Evaluate one batch of trials of one workload; stamp each record's envelope.
 
     An exception here means the *batch* failed (the dispatcher splits and retries);
-    per-trial numerical trouble (divergence, NaN) comes back as a flagged record.
+    per-trial numerical trouble (divergence, NaN, out of memory, time limit) comes back
+    as a flagged record.  ``progress(trial_id, payload)`` receives progress reports of
+    workloads that make them.
     """
     pin_threads()
     started = time.perf_counter()
-    output = WORKLOADS[workload].run(items, theory_wanted)
+    spec = WORKLOADS[workload]
+    if spec.accepts_progress:
+        output = spec.run(items, theory_wanted, progress=progress)
+    else:
+        output = spec.run(items, theory_wanted)
     for record in output.records:
         record["envelope"] = envelope(record.get("device") or "cpu", record.get("dtype") or "")
         record["code_version"] = record["envelope"]["code_version"]
@@ -54,8 +85,36 @@ def execute_batch(
     return output
 
 
+def ray_progress_reporter(actor_name: str) -> ProgressFn | None:
+    """Fire-and-forget reports to the named progress actor (None if it is not there)."""
+    import ray
+
+    try:
+        board = ray.get_actor(actor_name)
+    except ValueError:
+        return None
+
+    def report(trial_id: int, payload: dict[str, Any]) -> None:
+        board.report.remote(trial_id, payload)
+
+    return report
+
+
+def execute_batch_on_ray(
+    workload: str,
+    items: Sequence[TrialItem],
+    theory_wanted: dict[int, str],
+    progress_actor: str | None = None,
+) -> BatchOutput:
+    """``execute_batch`` inside a Ray worker, reporting progress to ``progress_actor``."""
+    progress = None
+    if progress_actor and WORKLOADS[workload].accepts_progress:
+        progress = ray_progress_reporter(progress_actor)
+    return execute_batch(workload, items, theory_wanted, progress)
+
+
 def make_remote(num_gpus: float = 0.0):  # noqa: ANN201 - returns a Ray remote function
     """The Ray task for ``execute_batch``, asking for ``num_gpus`` when on CUDA."""
     import ray
 
-    return ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=0)(execute_batch)
+    return ray.remote(num_cpus=1, num_gpus=num_gpus, max_retries=0)(execute_batch_on_ray)

@@ -11,6 +11,7 @@ Adding a workload = one ``Workload`` entry here and its parameter model in
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -51,6 +52,9 @@ class TrialItem:
     params: dict[str, Any]
     seed: int | None
     execution: dict[str, Any]
+    # Deployment facts the trial needs but that are not part of its config (and so not
+    # of its key): the shared checkpoint directory, the CIFAR-100 directory.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +72,25 @@ class BatchOutput:
 
 
 @dataclass(frozen=True)
+class AdmissionContext:
+    """What the service knows at submit time, for a workload's admission checks."""
+
+    cifar100_dir: str | None = None
+    # GPUs of the Ray cluster the API is connected to; None when it does not know.
+    cluster_gpus: float | None = None
+    max_steps: int | None = None
+
+
+ErrorDetail = dict[str, Any]
+ProgressFn = Callable[[int, dict[str, Any]], None]
+
+
+def _gpus_if_cuda(execution: dict[str, Any]) -> float:
+    """The diagonal-network batches: one whole GPU when the device is cuda."""
+    return 1.0 if str(execution.get("device", "cpu")).startswith("cuda") else 0.0
+
+
+@dataclass(frozen=True)
 class Workload:
     name: str
     evaluator_version: str
@@ -79,8 +102,22 @@ class Workload:
     theory_fields: tuple[str, ...]
     # run(items, theory_wanted): theory_wanted maps a trial id to the theory key whose
     # replica prediction the batch should compute alongside (absent: already stored).
-    run: Callable[[Sequence[TrialItem], dict[int, str]], BatchOutput]
+    run: Callable[..., BatchOutput]
     cost_per_trial_s: Callable[[dict[str, Any], dict[str, Any]], float]
+    # Most trials per Ray task (None: the dispatcher's batch_size setting).
+    max_batch_size: int | None = None
+    # GPUs one batch asks Ray for, given its execution options (device auto is resolved
+    # by the dispatcher to cuda or cpu before this is asked).
+    num_gpus: Callable[[dict[str, Any]], float] = _gpus_if_cuda
+    # Submit-time checks needing the deployment (dataset present, GPUs in the cluster):
+    # (params, execution, context) -> pydantic-style errors; None: no checks.
+    admission_errors: (
+        Callable[[dict[str, Any], dict[str, Any], AdmissionContext], list[ErrorDetail]] | None
+    ) = None
+    # run(items, theory_wanted, progress=fn(trial_id, payload)) when True.
+    accepts_progress: bool = False
+    # Per-trial compute limit from the execution options (None: no limit).
+    time_limit_s: Callable[[dict[str, Any]], float | None] = lambda execution: None
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -245,6 +282,102 @@ def _finetune_cost(params: dict[str, Any], execution: dict[str, Any]) -> float:
     return flops / 1e9
 
 
+NET_WORKLOADS = ("relu_finetune", "transformer_modular_finetune", "resnet_cifar_finetune")
+
+
+def _net_runner(workload: str) -> Callable[..., BatchOutput]:
+    """One nonlinear trial after another (batches hold one trial: max_batch_size=1)."""
+
+    def run(
+        items: Sequence[TrialItem],
+        theory_wanted: dict[int, str],
+        progress: ProgressFn | None = None,
+    ) -> BatchOutput:
+        from workers.nets.trials import run_net_trial
+
+        started = time.perf_counter()
+        records = []
+        for item in items:
+            report = None
+            if progress is not None:
+                report = functools.partial(progress, item.trial_id)
+            records.append(
+                run_net_trial(
+                    workload, item.params, item.seed, item.execution, item.context, report
+                )
+            )
+        return BatchOutput(records=records, wall_time_s=time.perf_counter() - started)
+
+    return run
+
+
+def _net_gpus(execution: dict[str, Any]) -> float:
+    if not str(execution.get("device", "cpu")).startswith("cuda"):
+        return 0.0
+    return float(execution.get("num_gpus", 1.0))
+
+
+def _net_admission(workload: str):  # noqa: ANN202 - returns the admission check
+    def check(
+        params: dict[str, Any], execution: dict[str, Any], context: AdmissionContext
+    ) -> list[ErrorDetail]:
+        errors: list[ErrorDetail] = []
+        if context.max_steps is not None:
+            for name in ("steps", "pt_steps"):
+                if int(params.get(name, 0)) > context.max_steps:
+                    errors.append(
+                        {
+                            "loc": ["body", "params", name],
+                            "msg": f"{name} {params[name]} exceeds the limit {context.max_steps} "
+                            "(SWEEPS_LIMITS__MAX_STEPS)",
+                            "type": "limit_exceeded",
+                        }
+                    )
+        if execution.get("device") == "cuda" and context.cluster_gpus is not None:
+            wanted = float(execution.get("num_gpus", 1.0))
+            if context.cluster_gpus <= 0:
+                errors.append(
+                    {
+                        "loc": ["body", "execution", "device"],
+                        "msg": "device 'cuda' requested but the Ray cluster has no GPU; "
+                        "use device 'cpu' or 'auto', or add GPU workers",
+                        "type": "device_unavailable",
+                    }
+                )
+            elif wanted > context.cluster_gpus:
+                errors.append(
+                    {
+                        "loc": ["body", "execution", "num_gpus"],
+                        "msg": f"num_gpus {wanted} per trial exceeds the {context.cluster_gpus:g} "
+                        "GPU(s) of the Ray cluster; no trial could ever be scheduled",
+                        "type": "device_unavailable",
+                    }
+                )
+        if workload == "resnet_cifar_finetune":
+            from workers.nets.data import cifar100_problem
+
+            problem = cifar100_problem(context.cifar100_dir)
+            if problem is not None:
+                errors.append(
+                    {"loc": ["body", "workload"], "msg": problem, "type": "dataset_missing"}
+                )
+        return errors
+
+    return check
+
+
+def _net_cost(params: dict[str, Any], execution: dict[str, Any]) -> float:
+    """Rough single-core seconds: pretraining is shared, so count fine-tuning only."""
+    steps = int(params.get("steps", 100))
+    width = int(params.get("width", 32))
+    return 1e-4 * steps * max(1.0, width / 32)
+
+
+def _net_time_limit(execution: dict[str, Any]) -> float | None:
+    value = execution.get("time_limit_s")
+    return float(value) if value is not None else None
+
+
 WORKLOADS: dict[str, Workload] = {
     workload.name: workload
     for workload in (
@@ -265,6 +398,28 @@ WORKLOADS: dict[str, Workload] = {
             theory_fields=THEORY_FIELDS,
             run=_run_dln_theory,
             cost_per_trial_s=lambda params, execution: 0.02,
+        ),
+        *(
+            Workload(
+                name=name,
+                evaluator_version=version,
+                group_fields=(),
+                varying_within_group=(),
+                # No replica theory for nonlinear networks: no theory key.
+                theory_fields=(),
+                run=_net_runner(name),
+                cost_per_trial_s=_net_cost,
+                max_batch_size=1,
+                num_gpus=_net_gpus,
+                admission_errors=_net_admission(name),
+                accepts_progress=True,
+                time_limit_s=_net_time_limit,
+            )
+            for name, version in (
+                ("relu_finetune", "relu-finetune-1"),
+                ("transformer_modular_finetune", "transformer-modular-1"),
+                ("resnet_cifar_finetune", "resnet-cifar-1"),
+            )
         ),
     )
 }

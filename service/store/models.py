@@ -117,6 +117,8 @@ class Trial(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Latest progress report of a running trial (phase, step, epoch, loss; migration 0003).
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     # Result, beside its theory predictions.
     gen_error_sim: Mapped[float | None] = mapped_column(Float)

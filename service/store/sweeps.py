@@ -16,11 +16,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from api_schemas.spec import SweepSpec
-from api_schemas.wire import SweepCounts, SweepPage, SweepRead, TrialPage, TrialRead
+from api_schemas.wire import (
+    RunningTrial,
+    SweepCounts,
+    SweepPage,
+    SweepRead,
+    TrialPage,
+    TrialRead,
+)
 from service import transitions
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
 from service.expand import PlannedTrial
 from service.store.models import Sweep, SweepTrial, Trial
+from service.store.progress import running_progress
 from service.store.typed import typed_columns
 
 _CHUNK = 2000
@@ -208,6 +216,12 @@ def _to_read(
             eta = (total - done) / throughput if throughput > 0 else None
         if done == total:
             finished_at = last_finish
+    running = []
+    if with_spec and counts.get(transitions.RUNNING):
+        running = [
+            RunningTrial(trial_id=trial_id, progress=progress)
+            for trial_id, progress in running_progress(session, sweep.id)
+        ]
     return SweepRead(
         id=sweep.id,
         name=sweep.name,
@@ -224,6 +238,7 @@ def _to_read(
         progress=(done / total) if total else 1.0,
         throughput_per_s=throughput,
         eta_s=eta,
+        running=running,
         spec=SweepSpec.model_validate(sweep.spec) if with_spec else None,
     )
 

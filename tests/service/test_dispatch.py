@@ -135,7 +135,12 @@ def test_grouping_keeps_datasets_together(factory, database_url) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_failing_batch_is_split_and_trials_fail_with_their_error(factory, database_url) -> None:
+def test_failing_batch_is_split_and_trials_fail_with_their_error(
+    factory, database_url, monkeypatch
+) -> None:
+    # Submit-time admission rejects cuda when this process knows a GPU-less Ray cluster;
+    # here it must not know one, so that the failure happens in the worker.
+    monkeypatch.setattr("service.runners.connected_cluster_gpus", lambda: None)
     settings = settings_for(database_url, batch_size=8, max_attempts=2)
     spec = {**SMALL, "execution": {**SMALL["execution"], "device": "cuda"}}
     sweep = submit(factory, spec, settings)

@@ -1,0 +1,69 @@
+"""Figures and the agreement report of a sweep: thin handlers over ``service.figures``
+and ``service.report``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api_schemas.report import AgreementReport
+from api_schemas.wire import ErrorBody
+from service import report as report_service
+from service.deps import SessionDep
+from service.figures import FORMATS, KINDS, FigureOptions
+from service.figures import sweep as figure_service
+
+router = APIRouter(prefix="/v1/sweeps", tags=["figures"])
+ERRORS = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+FIGURE_HELP = "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
+
+
+@router.get(
+    "/{sweep_id}/figures/{figure}",
+    operation_id="render_figure",
+    response_class=Response,
+    responses={200: {"content": {mime: {} for mime in FORMATS.values()}}, **ERRORS},
+    description=f"`figure` is `<kind>.<png|svg>`. Kinds — {FIGURE_HELP}.",
+)
+def render_figure(
+    sweep_id: str,
+    figure: str,
+    session: SessionDep,
+    theory_sweep: Annotated[
+        str | None, Query(description="a dln_theory sweep whose curves are the theory lines")
+    ] = None,
+    x: Annotated[str | None, Query(description="maps: parameter on the x axis")] = None,
+    y: Annotated[str | None, Query(description="maps: parameter on the y axis")] = None,
+    yscale: Literal["log", "linear"] = "log",
+    source: Annotated[
+        Literal["theory", "empirical"], Query(description="heat maps: which ℓ / PD values")
+    ] = "theory",
+    floor: Annotated[float, Query(gt=0, description="scatter: stopping-rule floor")] = 1e-2,
+) -> Response:
+    """A figure of the sweep, rendered server-side as PNG or SVG."""
+    kind, fmt = figure_service.parse_figure_name(figure)
+    options = FigureOptions(x=x, y=y, yscale=yscale, source=source, floor=floor)
+    content = figure_service.sweep_figure(
+        session, sweep_id, kind, fmt, theory_sweep=theory_sweep, options=options
+    )
+    headers = {"Content-Disposition": f'inline; filename="{sweep_id}-{figure}"'}
+    return Response(content=content, media_type=FORMATS[fmt], headers=headers)
+
+
+@router.get(
+    "/{sweep_id}/report",
+    operation_id="get_report",
+    response_model=AgreementReport,
+    responses=ERRORS,
+)
+def get_report(
+    sweep_id: str,
+    session: SessionDep,
+    floor: Annotated[
+        float, Query(gt=0, description="E_gen below which the stopping rule sets the error")
+    ] = report_service.DEFAULT_FLOOR,
+    worst: Annotated[int, Query(ge=0, le=1000, description="how many worst configs")] = 10,
+) -> AgreementReport:
+    """Theory vs simulation per config: mean ± SEM, z-score, 95% coverage, regimes."""
+    return report_service.sweep_report(session, sweep_id, floor=floor, worst=worst)
