@@ -274,10 +274,11 @@ class Dispatcher:
         for workload, trials in by_workload.items():
             size = batch_size_for(workload, self.config.batch_size)
             for members in group_into_batches(trials, size):
+                always = workload in WORKLOADS and WORKLOADS[workload].theory_is_result
                 theory_wanted = {
                     trial.id: trial.theory_key
                     for trial in members
-                    if trial.theory_key and trial.theory_key not in known
+                    if trial.theory_key and (always or trial.theory_key not in known)
                 }
                 batch = Batch(workload, members, theory_wanted, _gpus_for(members[0], cluster_gpus))
                 batch.hard_limit_s = self._hard_limit(members)

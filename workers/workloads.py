@@ -116,6 +116,9 @@ class Workload:
     ) = None
     # run(items, theory_wanted, progress=fn(trial_id, payload)) when True.
     accepts_progress: bool = False
+    # True when the theory prediction *is* the trial's result (dln_theory): its key is
+    # always sent in theory_wanted, even when another sweep already stored the value.
+    theory_is_result: bool = False
     # Per-trial compute limit from the execution options (None: no limit).
     time_limit_s: Callable[[dict[str, Any]], float | None] = lambda execution: None
 
@@ -396,6 +399,7 @@ WORKLOADS: dict[str, Workload] = {
             group_fields=(),
             varying_within_group=("alpha",),
             theory_fields=THEORY_FIELDS,
+            theory_is_result=True,
             run=_run_dln_theory,
             cost_per_trial_s=lambda params, execution: 0.02,
         ),

@@ -83,7 +83,9 @@ def _draw(ax: Axes, curve: Curve, colour: str, text: str, style: Any = "-", mark
     if sims:
         xs = [p.alpha for p in sims]
         ys = [p.mean for p in sims]
-        err = [Z_95 * p.sem if p.sem is not None else 0.0 for p in sims]
+        high = [Z_95 * p.sem if p.sem is not None else 0.0 for p in sims]
+        # An MSE is positive: the lower bar stops short of 0 (and of -inf on a log axis).
+        err = [[min(h, 0.999 * y) for h, y in zip(high, ys, strict=True)], high]
         ax.errorbar(
             xs,
             ys,

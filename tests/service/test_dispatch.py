@@ -232,3 +232,36 @@ def test_cuda_batches_ask_ray_for_a_gpu(factory, database_url) -> None:
     with session_scope(factory) as session:
         gpus = {t.execution["device"]: _gpus_for(t) for t in session.scalars(select(Trial))}
     assert gpus == {"cuda": 1.0, "cpu": 0.0}
+
+
+def test_theory_sweep_after_a_simulation_sweep_of_the_same_parameters(
+    factory, database_url
+) -> None:
+    """The simulation sweep stores the replica values first; a dln_theory sweep over the
+    same parameter sets must still run (its trials' result *is* that value)."""
+    settings = settings_for(database_url)
+    submit(factory, SMALL, settings)
+    Dispatcher(factory, settings, InlineRunner()).run_until_idle()
+    params = {k: v for k, v in SMALL["params"].items() if k != "D"}
+    theory = submit(
+        factory,
+        {
+            "name": "theory",
+            "workload": "dln_theory",
+            "params": params,
+            "axes": {"lambda_pt": [-0.5, 0.0, 0.5]},
+        },
+        settings,
+    )
+    Dispatcher(factory, settings, InlineRunner()).run_until_idle()
+    assert read(factory, theory.id).status == "succeeded"
+    with session_scope(factory) as session:
+        sims = {
+            t.lambda_pt: t.gen_error_asymptotic
+            for t in session.scalars(select(Trial).where(Trial.workload == "dln_finetune"))
+        }
+        thys = {
+            t.lambda_pt: t.gen_error_asymptotic
+            for t in session.scalars(select(Trial).where(Trial.workload == "dln_theory"))
+        }
+    assert sims == pytest.approx(thys)
