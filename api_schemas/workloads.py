@@ -46,6 +46,11 @@ class TaskStatsParams(StrictModel):
     )
     q: float = Field(default=0.0, ge=-1, le=1, description="correlation for ft_norm=correlated")
     sigma0: float = Field(default=0.0, ge=0, description="FT label-noise standard deviation")
+    teacher_norm: Literal["sampled", "exact"] = Field(
+        default="sampled",
+        description="finite-D teacher: as drawn, or each Gaussian group rescaled to its "
+        "expected second moment (variance reduction; the theory is unchanged)",
+    )
 
     @model_validator(mode="after")
     def _one_parameterization_and_feasible(self) -> TaskStatsParams:

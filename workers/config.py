@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 FT_NORMS = ("unit_total_var", "unit_nonzero_var", "aligned", "opposite", "correlated")
 READOUT_CONVENTIONS = ("per_path_sqrt2", "per_path")
+TEACHER_NORMS = ("sampled", "exact")
 # Tolerance for the feasibility inequalities: specs written with decimal fractions
 # (0.1 + 0.9) must not fail on the last bit of a float.
 _FEASIBILITY_TOL = 1e-12
@@ -77,6 +78,12 @@ class TaskStats:
       similarity ``q`` in expectation and the same scale as the default.
 
     ``sigma0`` is the standard deviation of label noise on FT labels.
+
+    ``teacher_norm`` matters only for finite-D simulation: ``sampled`` (default) draws
+    the FT non-zeros as above; ``exact`` rescales each Gaussian group's draws so their
+    empirical second moment equals its expectation.  Like the exact support sizes, this
+    removes a fluctuation that vanishes as D → ∞ (so the theory is unchanged) but at
+    D ~ 1000 shifts every config that shares a seed's teacher together.
     """
 
     rho_pt: float
@@ -86,6 +93,7 @@ class TaskStats:
     ft_norm: str = "unit_total_var"
     q: float = 0.0
     sigma0: float = 0.0
+    teacher_norm: str = "sampled"
 
     def __post_init__(self) -> None:
         rho_pt = require_finite("rho_pt", self.rho_pt)
@@ -101,6 +109,10 @@ class TaskStats:
         if self.ft_norm not in FT_NORMS:
             raise ValueError(f"ft_norm must be one of {', '.join(FT_NORMS)}, got {self.ft_norm!r}")
         _require_range("q", self.q, -1.0, 1.0)
+        if self.teacher_norm not in TEACHER_NORMS:
+            raise ValueError(
+                f"teacher_norm must be one of {', '.join(TEACHER_NORMS)}, got {self.teacher_norm!r}"
+            )
         sigma0 = require_finite("sigma0", self.sigma0)
         if sigma0 < 0.0:
             raise ValueError(f"sigma0 must be >= 0, got {sigma0}")

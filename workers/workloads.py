@@ -131,7 +131,11 @@ def _nan_to_none(value: Any) -> Any:
 
 def task_and_init(params: dict[str, Any]) -> tuple[TaskStats, InitParams]:
     """Build validated science records from a trial's (already schema-checked) params."""
-    task_kwargs = {key: params[key] for key in ("a_pt", "ft_norm", "q", "sigma0") if key in params}
+    task_kwargs = {
+        key: params[key]
+        for key in ("a_pt", "ft_norm", "q", "sigma0", "teacher_norm")
+        if key in params
+    }
     if params.get("rho_ft_shared") is not None:
         task = TaskStats.from_paper_parameterization(
             params["rho_pt"], params["rho_ft_shared"], params["rho_ft_new"], **task_kwargs

@@ -5,9 +5,10 @@
 
 The JSON comes from the argument, or from stdin when it is absent or ``-``.  Keys:
 task (``rho_pt``, ``rho_ft`` + ``omega`` or ``rho_ft_shared`` + ``rho_ft_new``,
-``a_pt``, ``ft_norm``, ``q``, ``sigma0``), init (``c_pt``, ``lambda_pt``, ``gamma_ft``,
-``readout_convention``), trial (``D``, ``alpha``, ``seed``, ``alpha_pt``, ``n_test``) and
-GD (``lr``, ``max_steps``, ``loss_threshold``, ``pt_mode``, ``dtype``, ``device``).
+``a_pt``, ``ft_norm``, ``q``, ``sigma0``, ``teacher_norm``), init (``c_pt``,
+``lambda_pt``, ``gamma_ft``, ``readout_convention``), trial (``D``, ``alpha``, ``seed``,
+``alpha_pt``, ``n_test``) and GD (``lr``, ``max_steps``, ``loss_threshold``, ``pt_mode``,
+``dtype``, ``device``).
 Unknown keys and invalid values exit with status 2 and one line on stderr.
 """
 
@@ -41,7 +42,7 @@ FLOAT_KEYS = (
     "loss_threshold",
     "alpha_pt",
 )
-STR_KEYS = ("ft_norm", "readout_convention", "pt_mode", "dtype", "device")
+STR_KEYS = ("ft_norm", "teacher_norm", "readout_convention", "pt_mode", "dtype", "device")
 REQUIRED = ("D", "alpha", "rho_pt", "c_pt", "lambda_pt", "gamma_ft")
 
 
@@ -83,7 +84,9 @@ def build_trial(spec: dict[str, Any]) -> tuple[Any, Any]:
     from workers.dln.evaluate import FinetuneTrial, TrainOptions
 
     spec = _typed(spec)
-    task_extra = {k: spec[k] for k in ("a_pt", "ft_norm", "q", "sigma0") if k in spec}
+    task_extra = {
+        k: spec[k] for k in ("a_pt", "ft_norm", "q", "sigma0", "teacher_norm") if k in spec
+    }
     if "rho_ft_shared" in spec:
         task = TaskStats.from_paper_parameterization(
             spec["rho_pt"], spec["rho_ft_shared"], spec["rho_ft_new"], **task_extra

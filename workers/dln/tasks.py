@@ -77,7 +77,9 @@ def draw_teachers(
 
     Group sizes are ``task.group_sizes(D)``; coordinates are assigned to groups by a
     random permutation; within a group ``beta_pt = group.beta_pt`` and
-    ``beta_ft ~ N(group.ft_mean, group.ft_std^2)``.
+    ``beta_ft ~ N(group.ft_mean, group.ft_std^2)``.  With ``task.teacher_norm ==
+    "exact"`` each group's standard-normal draws are rescaled to an empirical second
+    moment of exactly 1 (see :class:`~workers.config.TaskStats`).
     """
     sizes = task.group_sizes(D)
     group = np.repeat(np.arange(len(sizes)), sizes)
@@ -89,6 +91,8 @@ def draw_teachers(
         beta_pt[members] = spec.beta_pt
         # Draw even when ft_std == 0 so that the stream does not depend on the norm.
         noise = rng.standard_normal(members.size)
+        if task.teacher_norm == "exact" and members.size:
+            noise /= np.sqrt(np.mean(noise**2))
         beta_ft[members] = spec.ft_mean + spec.ft_std * noise
     return beta_pt, beta_ft, group
 

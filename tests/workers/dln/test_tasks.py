@@ -83,3 +83,24 @@ def test_bad_arguments_name_the_parameter(kwargs: dict[str, float], name: str) -
     args = {"D": 100, "alpha": 0.3, "seed": 0} | kwargs
     with pytest.raises(ValueError, match=rf"^{name} "):
         make_dataset(TASK, **args)
+
+
+def test_exact_teacher_norm_fixes_each_groups_second_moment() -> None:
+    """teacher_norm="exact": every Gaussian group's draws have empirical second moment
+    exactly ft_mean² + ft_std² (here 1/rho_ft), the sampled default does not; the
+    supports and PT teacher are the same draw."""
+    from workers.config import TaskStats
+    from workers.dln.tasks import make_dataset
+
+    sampled = TaskStats(rho_pt=0.1, rho_ft=0.1, omega=0.5)
+    exact = TaskStats(rho_pt=0.1, rho_ft=0.1, omega=0.5, teacher_norm="exact")
+    a = make_dataset(sampled, D=1000, alpha=0.2, seed=3)
+    b = make_dataset(exact, D=1000, alpha=0.2, seed=3)
+    np.testing.assert_array_equal(a.group, b.group)
+    np.testing.assert_array_equal(a.beta_pt_star, b.beta_pt_star)
+    for index in (0, 1):  # shared and new: N(0, 1/rho_ft)
+        members = b.group == index
+        assert np.mean(b.beta_ft_star[members] ** 2) == pytest.approx(10.0, rel=1e-12)
+        assert np.mean(a.beta_ft_star[members] ** 2) != pytest.approx(10.0, rel=1e-3)
+    with pytest.raises(ValueError, match="teacher_norm"):
+        TaskStats(rho_pt=0.1, rho_ft=0.1, omega=0.5, teacher_norm="bogus")
