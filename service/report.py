@@ -4,7 +4,7 @@ The computation (:func:`config_stats`, :func:`agreement_report`) is pure: plain 
 records in, a wire model out.  :func:`sweep_report` is the use case the route and the CLI
 call; it reads the records through ``service.store.figures``.
 
-Rules (documented in docs/REPRODUCING.md):
+Rules (documented in the README, "Reproducing the paper"):
 
 - A *config* is one parameter set with its seeds pooled.  Simulation: mean and SEM
   (sample std / sqrt(n), ddof = 1) of ``gen_error_sim`` over seeds; theory: the replica

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduce the reduced-size paper figures and agreement reports (docs/REPRODUCING.md).
+# Reproduce the reduced-size paper figures and agreement reports (README.md, "Reproducing the paper").
 #
 # Needs a running server (`sweeps serve`; SWEEPS_URL, default http://127.0.0.1:8000).
 # Submissions are content-addressed, so a rerun reuses every finished trial.
