@@ -167,6 +167,10 @@ class Dispatcher:
         self._last_renewal = time.monotonic()
         self._last_cancel_check = 0.0
         self._last_progress = 0.0
+        # Theory keys some in-flight batch is computing: asked of one batch only, and
+        # trials that finish first get the value backfilled when it lands.
+        self._theory_inflight: set[str] = set()
+        self._theory_missing: set[str] = set()
         self.rounds = 0
         self.last_error: str | None = None
 
@@ -275,11 +279,12 @@ class Dispatcher:
             size = batch_size_for(workload, self.config.batch_size)
             for members in group_into_batches(trials, size):
                 always = workload in WORKLOADS and WORKLOADS[workload].theory_is_result
-                theory_wanted = {
-                    trial.id: trial.theory_key
-                    for trial in members
-                    if trial.theory_key and (always or trial.theory_key not in known)
-                }
+                theory_wanted = {}
+                for trial in members:
+                    key = trial.theory_key
+                    if key and (always or (key not in known and key not in self._theory_inflight)):
+                        theory_wanted[trial.id] = key
+                        self._theory_inflight.add(key)
                 batch = Batch(workload, members, theory_wanted, _gpus_for(members[0], cluster_gpus))
                 batch.hard_limit_s = self._hard_limit(members)
                 self._submit(batch)
@@ -345,6 +350,19 @@ class Dispatcher:
             for trial, record in zip(batch.trials, output.records, strict=True):
                 outcomes.append((trial.id, result_values(trial, record, theory)))
             transitions.finish_running(session, self.owner, outcomes)
+            # Trials stored without their replica value (another batch was computing
+            # it) get it now; only those keys are touched.
+            self._theory_missing.update(
+                trial.theory_key
+                for trial, (_, values) in zip(batch.trials, outcomes, strict=True)
+                if trial.theory_key
+                and values.get("status") == transitions.SUCCEEDED
+                and values.get("gen_error_asymptotic") is None
+            )
+            ready = {k: v for k, v in output.theory.items() if k in self._theory_missing}
+            trial_store.backfill_theory(session, ready)
+        self._theory_missing.difference_update(output.theory)
+        self._theory_inflight.difference_update(output.theory)
 
     def _handle_failure(self, batch: Batch, exc: BaseException) -> None:
         cause = getattr(exc, "cause", None) or exc

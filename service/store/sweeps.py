@@ -107,12 +107,10 @@ def create_sweep(
         if trial.key not in before
     ]
     insert = _dialect_insert(session)
-    for start in range(0, len(rows), _CHUNK):
-        session.execute(
-            insert(Trial)
-            .values(rows[start : start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["key"])
-        )
+    # executemany form: one cached statement, batched by the driver; a multi-VALUES
+    # literal with 50k bind parameters costs more to compile than to run.
+    if rows:
+        session.execute(insert(Trial).on_conflict_do_nothing(index_elements=["key"]), rows)
     after = existing_trials(session, list(unique))
     cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
     revive = [
@@ -154,8 +152,8 @@ def create_sweep(
         {"sweep_id": sweep_id, "trial_id": after[key][0], "cached": after[key][0] in cached_ids}
         for key in unique
     ]
-    for start in range(0, len(links), _CHUNK):
-        session.execute(insert(SweepTrial).values(links[start : start + _CHUNK]))
+    if links:
+        session.execute(insert(SweepTrial), links)
     session.flush()
     new_ids = [after[key][0] for key in unique if after[key][0] not in cached_ids]
     return CreatedSweep(sweep_id, new_ids, len(cached))

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -51,12 +51,39 @@ def save_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> Non
         for key, value in predictions.items()
     ]
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    for chunk in _chunks(rows):
-        session.execute(
-            insert(TheoryPrediction)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["theory_key"])
+    session.execute(
+        insert(TheoryPrediction).on_conflict_do_nothing(index_elements=["theory_key"]), rows
+    )
+
+
+def backfill_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> None:
+    """Copy newly computed replica values onto finished simulations that lack them.
+
+    The dispatcher asks one batch per theory key; trials of that key that finished
+    earlier in other batches were stored without it.  Only the shared theory columns
+    (the value and its residual) are filled, never the trial's own result or status.
+    """
+    table = Trial.__table__
+    params = [
+        {"b_key": key, "b_value": value.get("gen_error")}
+        for key, value in predictions.items()
+        if value.get("gen_error") is not None
+    ]
+    if not params:
+        return
+    session.connection().execute(
+        update(table)
+        .where(
+            table.c.theory_key == bindparam("b_key"),
+            table.c.status == transitions.SUCCEEDED,
+            table.c.gen_error_asymptotic.is_(None),
         )
+        .values(
+            gen_error_asymptotic=bindparam("b_value"),
+            residual_asymptotic=table.c.gen_error_sim - bindparam("b_value"),
+        ),
+        params,
+    )
 
 
 def statuses(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
