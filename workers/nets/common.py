@@ -137,3 +137,49 @@ def empirical_regime(
     learned = pt_movement / (pt_movement + MOVEMENT_REF)
     pd = -learned * max(0.0, retained)
     return EmpiricalRegime(classify(ell, pd), ell, pd)
+
+
+class CrossEntropyProblem:
+    """Shared loss, accuracy and PT/FT steps of the classification problems.
+
+    A subclass provides ``x_pt, y_pt, x_ft, y_ft, x_test, y_test`` and the mini-batch
+    index functions ``_pt_batch(step)`` / ``_ft_batch(step)``; ``ft_eval`` here reports
+    the metrics both classification workloads share (subclasses add their own).
+    """
+
+    x_pt: torch.Tensor
+    y_pt: torch.Tensor
+    x_ft: torch.Tensor
+    y_ft: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @staticmethod
+    def _loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # float(): the logits may be bf16 under autocast; the loss is taken in fp32.
+        return torch.nn.functional.cross_entropy(model(x).float(), y)
+
+    @staticmethod
+    def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        return float((model(x).argmax(dim=-1) == y).float().mean())
+
+    def pt_loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:
+        index = self._pt_batch(step)  # type: ignore[attr-defined]
+        return self._loss(model, self.x_pt[index], self.y_pt[index])
+
+    def pt_eval(self, model: torch.nn.Module) -> dict[str, float]:
+        return {
+            "train_loss": float(self._loss(model, self.x_pt, self.y_pt)),
+            "train_accuracy": self._accuracy(model, self.x_pt, self.y_pt),
+        }
+
+    def ft_loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:
+        index = self._ft_batch(step)  # type: ignore[attr-defined]
+        return self._loss(model, self.x_ft[index], self.y_ft[index])
+
+    def ft_eval(self, model: torch.nn.Module) -> dict[str, float]:
+        return {
+            "test_loss": float(self._loss(model, self.x_test, self.y_test)),
+            "test_accuracy": self._accuracy(model, self.x_test, self.y_test),
+            "train_loss": float(self._loss(model, self.x_ft, self.y_ft)),
+        }

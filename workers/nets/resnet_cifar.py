@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workers.nets.common import generator, layer_scales
+from workers.nets.common import CrossEntropyProblem, generator, layer_scales
 from workers.nets.data import load_cifar100
 from workers.nets.training import OptimConfig, batches
 
@@ -96,7 +96,7 @@ def _images(array: np.ndarray, device: str) -> torch.Tensor:
     return ((x - mean) / std).to(device)
 
 
-class CifarProblem:
+class CifarProblem(CrossEntropyProblem):
     workload = "resnet_cifar_finetune"
     version = "resnet-cifar-1"
 
@@ -205,24 +205,6 @@ class CifarProblem:
             groups.setdefault(group, []).append(name)
         return groups
 
-    @staticmethod
-    def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(model(x).float(), y)
-
-    @staticmethod
-    def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-        return float((model(x).argmax(dim=-1) == y).float().mean())
-
-    def pt_loss(self, model: nn.Module, step: int) -> torch.Tensor:
-        index = self._pt_batch(step)
-        return self._loss(model, self.x_pt[index], self.y_pt[index])
-
-    def pt_eval(self, model: nn.Module) -> dict[str, float]:
-        return {
-            "train_loss": float(self._loss(model, self.x_pt, self.y_pt)),
-            "train_accuracy": self._accuracy(model, self.x_pt, self.y_pt),
-        }
-
     def build_ft_model(self, pt_state: dict[str, torch.Tensor]) -> nn.Module:
         c = self.config
         model = ResNetCifar(c.width, c.blocks_per_stage, self.n_pt_classes)
@@ -235,17 +217,8 @@ class CifarProblem:
         self._init_head(model.head, c.gamma_ft, "cifar-ft-head")
         return model.to(self.device)
 
-    def ft_loss(self, model: nn.Module, step: int) -> torch.Tensor:
-        index = self._ft_batch(step)
-        return self._loss(model, self.x_ft[index], self.y_ft[index])
-
     def ft_eval(self, model: nn.Module) -> dict[str, float]:
-        return {
-            "test_loss": float(self._loss(model, self.x_test, self.y_test)),
-            "test_accuracy": self._accuracy(model, self.x_test, self.y_test),
-            "train_loss": float(self._loss(model, self.x_ft, self.y_ft)),
-            "n_test_images": float(len(self.y_test)),
-        }
+        return {**super().ft_eval(model), "n_test_images": float(len(self.y_test))}
 
     def extra_metrics(self, pt_state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, Any]:
         return {}

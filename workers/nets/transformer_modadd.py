@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.nets.common import generator, layer_scales
+from workers.nets.common import CrossEntropyProblem, generator, layer_scales
 from workers.nets.training import OptimConfig, batches
 
 OPS = ("add", "sub", "mul")
@@ -111,7 +111,7 @@ def group_of(name: str) -> str:
     return "embed_attn"
 
 
-class ModularProblem:
+class ModularProblem(CrossEntropyProblem):
     workload = "transformer_modular_finetune"
     version = "transformer-modular-1"
 
@@ -213,24 +213,6 @@ class ModularProblem:
                 groups.setdefault(f"{group_of(name)}_l{layer}", []).append(name)
         return groups
 
-    @staticmethod
-    def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(model(x).float(), y)
-
-    @staticmethod
-    def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-        return float((model(x).argmax(dim=-1) == y).float().mean())
-
-    def pt_loss(self, model: nn.Module, step: int) -> torch.Tensor:
-        index = self._pt_batch(step)
-        return self._loss(model, self.x_pt[index], self.y_pt[index])
-
-    def pt_eval(self, model: nn.Module) -> dict[str, float]:
-        return {
-            "train_loss": float(self._loss(model, self.x_pt, self.y_pt)),
-            "train_accuracy": self._accuracy(model, self.x_pt, self.y_pt),
-        }
-
     def build_ft_model(self, pt_state: dict[str, torch.Tensor]) -> nn.Module:
         c = self.config
         model = self._model()
@@ -244,15 +226,9 @@ class ModularProblem:
             model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=gen) * std)
         return model.to(self.device)
 
-    def ft_loss(self, model: nn.Module, step: int) -> torch.Tensor:
-        index = self._ft_batch(step)
-        return self._loss(model, self.x_ft[index], self.y_ft[index])
-
     def ft_eval(self, model: nn.Module) -> dict[str, float]:
         return {
-            "test_loss": float(self._loss(model, self.x_test, self.y_test)),
-            "test_accuracy": self._accuracy(model, self.x_test, self.y_test),
-            "train_loss": float(self._loss(model, self.x_ft, self.y_ft)),
+            **super().ft_eval(model),
             "train_accuracy": self._accuracy(model, self.x_ft, self.y_ft),
             "n_test_pairs": float(len(self.y_test)),
         }
