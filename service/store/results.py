@@ -47,13 +47,9 @@ _OPS = {
 }
 
 # What a result page returns, in ResultRead's names.
-READ_COLUMNS = (
-    Trial.id.label("trial_id"),
-    Trial.key,
-    Trial.workload,
-    Trial.status,
-    Trial.params,
-    Trial.seed,
+# The result beside its theory predictions and regimes: read by the list endpoint and
+# written by the export, in this order.
+RESULT_FIELDS = (
     Trial.gen_error_sim,
     Trial.gen_error_theory,
     Trial.gen_error_asymptotic,
@@ -65,6 +61,15 @@ READ_COLUMNS = (
     Trial.pd_theory,
     Trial.l_order_empirical,
     Trial.pd_empirical,
+)
+READ_COLUMNS = (
+    Trial.id.label("trial_id"),
+    Trial.key,
+    Trial.workload,
+    Trial.status,
+    Trial.params,
+    Trial.seed,
+    *RESULT_FIELDS,
     Trial.diverged,
     Trial.stop_reason,
     Trial.metrics,
@@ -345,17 +350,7 @@ def export_columns() -> list[Any]:
         Trial.workload,
         *params,
         Trial.status,
-        Trial.gen_error_sim,
-        Trial.gen_error_theory,
-        Trial.gen_error_asymptotic,
-        Trial.residual_theory,
-        Trial.residual_asymptotic,
-        Trial.regime_theory,
-        Trial.regime_empirical,
-        Trial.l_order_theory,
-        Trial.pd_theory,
-        Trial.l_order_empirical,
-        Trial.pd_empirical,
+        *RESULT_FIELDS,
         Trial.classifier_version,
         Trial.diverged,
         Trial.stop_reason,

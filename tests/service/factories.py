@@ -111,3 +111,25 @@ def make_sweep(session: Session, trials: Iterable[Trial | int] = (), **overrides
     session.add_all(SweepTrial(sweep_id=sweep.id, trial_id=i, cached=False) for i in trial_ids)
     session.flush()
     return sweep
+
+
+def small_finetune_spec(**overrides: Any) -> dict[str, Any]:
+    """A 6-trial dln_finetune spec (3 λ_PT × 2 seeds, D = 40) that trains in well under a
+    second; keyword arguments replace top-level spec fields."""
+    spec: dict[str, Any] = {
+        "name": "small",
+        "workload": "dln_finetune",
+        "params": {
+            "D": 40,
+            "alpha": 0.5,
+            "rho_pt": 0.1,
+            "rho_ft": 0.1,
+            "omega": 0.5,
+            "c_pt": 0.05,
+            "gamma_ft": 0.5,
+        },
+        "axes": {"lambda_pt": [-0.5, 0.0, 0.5]},
+        "seeds": 2,
+        "execution": {"lr": 0.2, "max_steps": 3000},
+    }
+    return {**spec, **overrides}

@@ -16,23 +16,9 @@ from service.app import create_app
 from service.cli import main
 from service.runners import InlineRunner
 from service.settings import DispatchSettings, Settings
+from tests.service.factories import small_finetune_spec
 
-SPEC = {
-    "name": "cli",
-    "workload": "dln_finetune",
-    "params": {
-        "D": 40,
-        "alpha": 0.5,
-        "rho_pt": 0.1,
-        "rho_ft": 0.1,
-        "omega": 0.5,
-        "c_pt": 0.05,
-        "gamma_ft": 0.5,
-    },
-    "axes": {"lambda_pt": [-0.5, 0.5]},
-    "seeds": 2,
-    "execution": {"lr": 0.2, "max_steps": 3000},
-}
+SPEC = small_finetune_spec(name="cli", axes={"lambda_pt": [-0.5, 0.5]})
 
 
 def _free_port() -> int:

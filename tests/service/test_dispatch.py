@@ -21,23 +21,9 @@ from service.store.migrate import upgrade_to_head
 from service.store.models import Trial
 from service.store.session import make_engine, make_session_factory, session_scope
 from service.sweeps import submit_sweep
+from tests.service.factories import small_finetune_spec
 
-SMALL = {
-    "name": "small",
-    "workload": "dln_finetune",
-    "params": {
-        "D": 40,
-        "alpha": 0.5,
-        "rho_pt": 0.1,
-        "rho_ft": 0.1,
-        "omega": 0.5,
-        "c_pt": 0.05,
-        "gamma_ft": 0.5,
-    },
-    "axes": {"lambda_pt": [-0.5, 0.0, 0.5]},
-    "seeds": 2,
-    "execution": {"lr": 0.2, "max_steps": 3000},
-}
+SMALL = small_finetune_spec()
 
 
 @pytest.fixture

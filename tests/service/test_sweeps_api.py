@@ -11,23 +11,9 @@ from sqlalchemy import create_engine, func, select
 from service.app import create_app
 from service.settings import LimitSettings, Settings
 from service.store.models import Sweep, SweepTrial, Trial
+from tests.service.factories import small_finetune_spec
 
-SPEC = {
-    "name": "api",
-    "workload": "dln_finetune",
-    "params": {
-        "D": 40,
-        "alpha": 0.5,
-        "rho_pt": 0.1,
-        "rho_ft": 0.1,
-        "omega": 0.5,
-        "c_pt": 0.05,
-        "gamma_ft": 0.5,
-    },
-    "axes": {"lambda_pt": [-0.5, 0.0, 0.5]},
-    "seeds": 2,
-    "tags": ["unit"],
-}
+SPEC = small_finetune_spec(name="api", tags=["unit"])
 
 
 @pytest.fixture
