@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-FLOAT_COLUMNS = (
-    "c_pt",
-    "lambda_pt",
-    "gamma_ft",
-    "rho_pt",
-    "rho_ft",
-    "omega",
-    "alpha",
-    "a_pt",
-    "sigma0",
-)
+from api_schemas.workloads import TYPED_PARAMETERS
+
+FLOAT_COLUMNS = tuple(name for name in TYPED_PARAMETERS if name not in ("D", "seed"))
 
 
 def typed_columns(params: dict[str, Any], seed: int | None) -> dict[str, Any]:
