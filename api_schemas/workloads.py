@@ -125,7 +125,11 @@ class DLNExecution(StrictModel):
     lr: float = Field(default=0.5, gt=0, le=100)
     max_steps: int = Field(default=20_000, ge=1)
     loss_threshold: float = Field(default=1e-4, gt=0)
-    pt_mode: Literal["oracle", "trained"] = "oracle"
+    pt_mode: Literal["oracle", "trained", "scratch"] = Field(
+        default="oracle",
+        description="oracle: exact post-PT weights; trained: GD pretraining; scratch: no "
+        "pretraining, train on the FT task from the PT init (gamma_ft unused)",
+    )
 
 
 class TheoryExecution(StrictModel):

@@ -21,7 +21,7 @@ from api_schemas.spec import Axis, SweepSpec
 from api_schemas.workloads import WORKLOAD_SCHEMAS
 from service.errors import SpecRejected
 from service.settings import LimitSettings
-from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS
+from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
 _NON_NUMERIC_EXECUTION = ("device", "num_gpus")
@@ -214,7 +214,7 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
                     "theory": "replica",
                     "version": WORKLOADS["dln_theory"].evaluator_version,
                     "gamma_ext": gamma_ext,
-                    **{f: params.get(f) for f in workload.theory_fields},
+                    **theory_parameters(workload, params, execution),
                 }
             )
         group = {f: params.get(f) for f in workload.group_fields}

@@ -74,10 +74,26 @@ def test_reduced_and_full_share_their_settings() -> None:
     """A reduced spec is its full spec at a smaller size: same zips and task axes."""
     for path in EXAMPLES.glob("*_full.yaml"):
         full, reduced = load(path), load(path.with_name(path.name.replace("_full", "")))
-        theory = load(path.with_name(path.name.replace("_full", "_theory")))
-        assert full.get("zip") == reduced.get("zip") == theory.get("zip"), path.name
         strip = lambda axes: {k: v for k, v in axes.items() if k != "alpha"}  # noqa: E731
-        assert strip(full["axes"]) == strip(reduced["axes"]) == strip(theory["axes"]), path.name
+        assert full.get("zip") == reduced.get("zip"), path.name
+        assert strip(full["axes"]) == strip(reduced["axes"]), path.name
+        if full["execution"].get("pt_mode") == "scratch":
+            continue  # its theory sweeps the equivalent FT knobs (checked below)
+        theory = load(path.with_name(path.name.replace("_full", "_theory")))
+        assert full.get("zip") == theory.get("zip"), path.name
+        assert strip(full["axes"]) == strip(theory["axes"]), path.name
+
+
+def test_from_scratch_theory_companion_sweeps_the_equivalent_knobs() -> None:
+    """exp4_theory's (c, λ = −1, γ = √(2c)) are the scratch_equivalent of exp4's c."""
+    import math
+
+    sim, theory = load(EXAMPLES / "exp4_full.yaml"), load(EXAMPLES / "exp4_theory.yaml")
+    pairs = theory["zip"][0]
+    assert pairs["c_pt"] == sim["axes"]["c_pt"] and theory["params"]["lambda_pt"] == -1.0
+    for c, gamma in zip(pairs["c_pt"], pairs["gamma_ft"], strict=True):
+        assert gamma == pytest.approx(math.sqrt(2 * c))
+    assert theory["axes"]["rho_ft"] == sim["axes"]["rho_ft"]
 
 
 # -- THEORY.md §4 claims on stored results -------------------------------------------

@@ -123,6 +123,29 @@ class Workload:
     time_limit_s: Callable[[dict[str, Any]], float | None] = lambda execution: None
 
 
+def theory_parameters(
+    workload: Workload, params: dict[str, Any], execution: dict[str, Any]
+) -> dict[str, Any]:
+    """The parameters that determine a trial's replica prediction (its theory key).
+
+    From scratch (``pt_mode: scratch``) the prediction is that of the equivalent
+    fine-tuning knobs (``workers.theory.potential.scratch_equivalent``), so such trials
+    share their theory with any sweep of those knobs.
+    """
+    values = {name: params.get(name) for name in workload.theory_fields}
+    if execution.get("pt_mode") == "scratch" and "c_pt" in values:
+        from workers.theory.potential import scratch_equivalent
+
+        _, init = task_and_init(params)
+        equivalent = scratch_equivalent(init)
+        values.update(
+            lambda_pt=equivalent.lambda_pt,
+            gamma_ft=equivalent.gamma_ft,
+            readout_convention=equivalent.readout_convention,
+        )
+    return values
+
+
 def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -242,7 +265,12 @@ FINETUNE_RESULT_COLUMNS = (
 
 def _run_dln_finetune(items: Sequence[TrialItem], theory_wanted: dict[int, str]) -> BatchOutput:
     """GD simulation + finite-sample theory per trial; replica values where asked."""
-    from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
+    from workers.dln.evaluate import (
+        FinetuneTrial,
+        TrainOptions,
+        evaluate_finetune_batch,
+        theory_init,
+    )
 
     started = time.perf_counter()
     execution = dict(items[0].execution)
@@ -266,7 +294,7 @@ def _run_dln_finetune(items: Sequence[TrialItem], theory_wanted: dict[int, str])
         if item.trial_id in theory_wanted:
             theory_requests[theory_wanted[item.trial_id]] = (
                 task,
-                init,
+                theory_init(init, options),
                 float(item.params["alpha"]),
                 DEFAULT_GAMMA_EXT,
             )

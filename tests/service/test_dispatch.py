@@ -279,3 +279,35 @@ def test_replica_value_reaches_every_seed_when_batches_finish_out_of_order(
     # One replica solve per parameter set, not one per batch.
     assert len({row.theory_key for row in rows}) == 3
     assert not dispatcher._theory_inflight and not dispatcher._theory_missing
+
+
+def test_from_scratch_lambda_has_no_effect_and_c_does(factory, database_url) -> None:
+    """THEORY.md §4, on stored results: trained from scratch (pt_mode=scratch) the
+    implicit bias is √k = 2c whatever λ, so the finite-sample theory of one instance is
+    the same for every λ and the trained network's error barely moves; c changes both."""
+    settings = settings_for(database_url)
+    spec = small_finetune_spec(
+        name="scratch",
+        params={**small_finetune_spec()["params"], "c_pt": 1e-3, "gamma_ft": 0.0},
+        axes={"lambda_pt": [-0.5, 0.0, 0.5], "c_pt": [1e-3, 1.0]},
+        execution={"lr": 0.2, "max_steps": 20000, "pt_mode": "scratch"},
+    )
+    spec["params"].pop("c_pt")
+    sweep = submit(factory, spec, settings)
+    Dispatcher(factory, settings, InlineRunner()).run_until_idle()
+    assert read(factory, sweep.id).status == "succeeded"
+    with session_scope(factory) as session:
+        rows = list(session.scalars(select(Trial)))
+    by = {(row.c_pt, row.lambda_pt, row.seed): row for row in rows}
+    for c_pt in (1e-3, 1.0):
+        for seed in (0, 1):
+            same = [by[(c_pt, lam, seed)] for lam in (-0.5, 0.0, 0.5)]
+            theory = [row.gen_error_theory for row in same]
+            assert max(theory) - min(theory) < 1e-9 * max(theory)
+            sims = [row.gen_error_sim for row in same]
+            assert max(sims) - min(sims) < 0.05 * max(sims)
+            assert len({row.gen_error_asymptotic for row in same}) == 1
+            assert {row.pd_theory for row in same} == {0.0}
+        rich, lazy = by[(1e-3, 0.0, 0)], by[(1.0, 0.0, 0)]
+    assert rich.gen_error_theory < 0.8 * lazy.gen_error_theory  # c does matter
+    assert rich.gen_error_asymptotic < lazy.gen_error_asymptotic

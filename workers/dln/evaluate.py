@@ -25,7 +25,12 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from workers.config import InitParams, TaskStats, validate_alpha
-from workers.dln.pretrain import finetune_start, oracle_pretrained_weights, pretrain_job
+from workers.dln.pretrain import (
+    finetune_start,
+    oracle_pretrained_weights,
+    pretrain_job,
+    pt_init_weights,
+)
 from workers.dln.simulate import (
     DTYPES,
     GDJob,
@@ -37,7 +42,7 @@ from workers.dln.simulate import (
 )
 from workers.dln.tasks import Dataset, make_dataset
 from workers.theory.implicit_bias import solve_implicit_bias
-from workers.theory.potential import sqrt_k_from_weights
+from workers.theory.potential import scratch_equivalent, sqrt_k_from_weights
 from workers.theory.regimes import (
     CLASSIFIER_VERSION,
     RegimePoint,
@@ -46,7 +51,9 @@ from workers.theory.regimes import (
     theory_regime,
 )
 
-PT_MODES = ("oracle", "trained")
+# "scratch": no pretraining and no re-init: the network trains on the FT task from its
+# PT initialization (a single task, THEORY.md §4 "from scratch"); gamma_ft is unused.
+PT_MODES = ("oracle", "trained", "scratch")
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,12 @@ class FinetuneOutcome:
         return record
 
 
+def theory_init(init: InitParams, options: TrainOptions) -> InitParams:
+    """The knobs the theory should see: ``init`` itself, or from scratch its
+    equivalent (``workers.theory.potential.scratch_equivalent``)."""
+    return scratch_equivalent(init) if options.pt_mode == "scratch" else init
+
+
 def evaluate_finetune_batch(
     trials: Sequence[FinetuneTrial], options: TrainOptions
 ) -> list[FinetuneOutcome]:
@@ -231,7 +244,11 @@ def evaluate_finetune_batch(
             GDJob(
                 X=data.X_ft,
                 y=data.y_ft,
-                init=finetune_start(pt_weights.w_plus, pt_weights.w_minus, trial.init),
+                init=(
+                    pt_weights
+                    if options.pt_mode == "scratch"
+                    else finetune_start(pt_weights.w_plus, pt_weights.w_minus, trial.init)
+                ),
                 beta_star=data.beta_ft_star,
                 X_test=data.X_test,
                 y_test=data.y_test,
@@ -246,7 +263,7 @@ def evaluate_finetune_batch(
     ):
         key = (trial.task, trial.init)
         if key not in regime_cache:
-            regime_cache[key] = theory_regime(trial.task, trial.init)
+            regime_cache[key] = theory_regime(trial.task, theory_init(trial.init, options))
         outcomes.append(_outcome(trial, job, result, beta_pt_hat, regime_cache[key], options))
     share = (time.perf_counter() - start) / max(1, len(trials))
     return [_with_wall_time(outcome, share) for outcome in outcomes]
@@ -257,7 +274,15 @@ def _pretrain(
     datasets: dict[tuple[object, ...], Dataset],
     options: TrainOptions,
 ) -> list[tuple[PathwayWeights, np.ndarray]]:
-    """Per trial: (post-PT weights, beta_hat_PT), oracle or trained (batched, deduplicated)."""
+    """Per trial: (post-PT weights, beta_hat_PT), oracle or trained (batched, deduplicated).
+
+    From scratch the "post-PT" weights are the PT initialization and beta_hat_PT = 0.
+    """
+    if options.pt_mode == "scratch":
+        return [
+            (pt_init_weights(trial.init.c_pt, trial.init.lambda_pt, trial.D), np.zeros(trial.D))
+            for trial in trials
+        ]
     if options.pt_mode == "oracle":
         out = []
         for trial in trials:
@@ -307,7 +332,10 @@ def _outcome(
         reuse = measured_reuse(beta_sim, beta_pt_hat).reuse
         try:
             emp = empirical_regime(
-                beta_ft=beta_sim, beta_pt=beta_pt_hat, sqrt_k=sqrt_k, init=trial.init
+                beta_ft=beta_sim,
+                beta_pt=beta_pt_hat,
+                sqrt_k=sqrt_k,
+                init=theory_init(trial.init, options),
             )
         except ValueError:  # beta_sim identically zero: nothing to classify
             emp = None

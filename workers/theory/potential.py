@@ -12,10 +12,12 @@ and very rich (sqrt_k ~ 1e-12) ends in range.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from workers.config import READOUT_CONVENTIONS
+from workers.config import READOUT_CONVENTIONS, InitParams
 
 
 def entropy_h(u: ArrayLike) -> np.ndarray:
@@ -93,3 +95,21 @@ def sqrt_k_finetune(
     gamma_term = gamma_ft**2 if readout_convention == "per_path_sqrt2" else 2.0 * gamma_ft**2
     # c (1 + sqrt(1 + (b/c)^2)) = c + hypot(c, b): no overflow for c -> 0.
     return 2.0 * (1.0 + lambda_pt) * (c_pt + np.hypot(c_pt, beta_pt)) + gamma_term
+
+
+def scratch_equivalent(init: InitParams) -> InitParams:
+    """The fine-tuning knobs whose FT potential equals training from scratch.
+
+    From the PT initialization itself (no pretraining, no re-init) both pathways are
+    equal, so δ⁺ = δ⁻ and √k = 2s = 2c_PT for every coordinate, whatever λ_PT
+    (THEORY.md §2: "√k = 2c_PT ... does not depend on λ_PT"; §4 "from scratch, λ has
+    no effect").  The central formula gives the same √k with λ_PT = −1 and
+    γ_FT = √(2c_PT) (per_path_sqrt2): 2c(1+λ)(…) + γ² = 2c.  The theory (replica
+    curve, regime label) of a from-scratch run is therefore that of these knobs.
+    """
+    return InitParams(
+        c_pt=init.c_pt,
+        lambda_pt=-1.0,
+        gamma_ft=math.sqrt(2.0 * init.c_pt),
+        readout_convention="per_path_sqrt2",
+    )
