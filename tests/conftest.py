@@ -94,3 +94,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def ray_runner():
+    """One real local Ray (2 CPUs) for every end-to-end test of the session."""
+    from service.runners import RayRunner
+    from service.settings import RaySettings
+
+    runner = RayRunner(RaySettings(num_cpus=2))
+    runner.start()
+    yield runner
+    runner.shutdown()

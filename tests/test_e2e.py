@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from service.app import create_app
 from service.dispatch import Dispatcher
-from service.runners import RayRunner
-from service.settings import DispatchSettings, RaySettings, Settings
+from service.settings import DispatchSettings, Settings
 from service.store.models import Trial
 from service.store.session import make_engine, make_session_factory, session_scope
+from tests.support import wait_done
 
 pytestmark = pytest.mark.slow
 
@@ -31,24 +31,6 @@ SPEC = {
     "execution": {"lr": 0.2, "max_steps": 5000},
     "tags": ["e2e"],
 }
-
-
-@pytest.fixture(scope="module")
-def ray_runner():
-    runner = RayRunner(RaySettings(num_cpus=2))
-    runner.start()
-    yield runner
-    runner.shutdown()
-
-
-def wait_done(client: TestClient, sweep_id: str, timeout: float = 240) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
-        if sweep["status"] in ("succeeded", "failed", "partial", "cancelled"):
-            return sweep
-        time.sleep(0.2)
-    raise AssertionError(f"sweep {sweep_id} did not finish: {sweep}")
 
 
 def test_submit_run_query_export(database_url, ray_runner) -> None:

@@ -4,23 +4,20 @@ trials that differ only in fine-tuning knobs and progress reported while trials 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from service.app import create_app
-from service.runners import RayRunner
 from service.settings import (
     CheckpointSettings,
     DataSettings,
     DispatchSettings,
-    RaySettings,
     Settings,
 )
 from service.store.models import Trial
 from service.store.session import session_scope
+from tests.support import wait_done
 from workers.nets.data import write_tiny_cifar100
 
 pytestmark = pytest.mark.slow
@@ -58,14 +55,6 @@ SPECS = {
 
 
 @pytest.fixture(scope="module")
-def ray_runner():
-    runner = RayRunner(RaySettings(num_cpus=2))
-    runner.start()
-    yield runner
-    runner.shutdown()
-
-
-@pytest.fixture(scope="module")
 def client(ray_runner, tmp_path_factory):
     root = tmp_path_factory.mktemp("nets-e2e")
     write_tiny_cifar100(root / "cifar", per_class_train=2, per_class_test=1)
@@ -79,22 +68,12 @@ def client(ray_runner, tmp_path_factory):
         yield client
 
 
-def wait_done(client: TestClient, sweep_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
-        if sweep["status"] in ("succeeded", "failed", "partial", "cancelled"):
-            return sweep
-        time.sleep(0.1)
-    raise AssertionError(f"sweep {sweep_id} did not finish: {sweep}")
-
-
 @pytest.mark.parametrize("workload", list(SPECS))
 def test_workload_runs_on_ray(client: TestClient, workload: str) -> None:
     spec = {"name": f"e2e-{workload}", "workload": workload, **SPECS[workload]}
     created = client.post("/v1/sweeps", json=spec)
     assert created.status_code == 201, created.text
-    sweep = wait_done(client, created.json()["id"])
+    sweep = wait_done(client, created.json()["id"], timeout=120)
     assert sweep["status"] == "succeeded", sweep
     rows = client.get("/v1/results", params={"sweep_id": sweep["id"], "limit": 100}).json()["items"]
     assert len(rows) == sweep["trial_count"]
