@@ -3,6 +3,10 @@
     python -m workers.theory curve '<json>'    # fine-tuning E_gen(alpha) + regime
     python -m workers.theory single '<json>'   # single-task baseline (keys rho, c, ...)
 
+Optional solver keys for both: ``gamma_ext`` (1e-6), ``expectation`` ("quadrature", the
+default, or "monte_carlo": the original code's estimator, which reproduces THEORY.md
+§3's reference table draw for draw), ``mc_samples`` (80000) and ``mc_seed`` (0).
+
 The JSON object comes as the argument, or from stdin when it is absent or "-".  Output is
 one JSON object on stdout.  Bad input (unknown key, invalid value) exits with status 2
 and one line on stderr that names the key.
@@ -29,8 +33,10 @@ from workers.theory.regimes import CLASSIFIER_VERSION, theory_regime
 TASK_KEYS = ("rho_pt", "rho_ft", "omega", "a_pt", "ft_norm", "q", "sigma0")
 PAPER_KEYS = ("rho_ft_shared", "rho_ft_new")
 INIT_KEYS = ("c_pt", "lambda_pt", "gamma_ft", "readout_convention")
-CURVE_KEYS = frozenset(TASK_KEYS + PAPER_KEYS + INIT_KEYS + ("alpha", "gamma_ext"))
-SINGLE_KEYS = frozenset(("rho", "c", "sigma0", "alpha", "gamma_ext"))
+# How the replica expectations are computed (THEORY.md §3; see asymptotics.solve_curve).
+SOLVER_KEYS = ("gamma_ext", "expectation", "mc_samples", "mc_seed")
+CURVE_KEYS = frozenset(TASK_KEYS + PAPER_KEYS + INIT_KEYS + SOLVER_KEYS + ("alpha",))
+SINGLE_KEYS = frozenset(("rho", "c", "sigma0", "alpha") + SOLVER_KEYS)
 USAGE = "usage: python -m workers.theory {curve,single} ['<json object>' | -]"
 
 
@@ -92,6 +98,10 @@ def _task_from_spec(spec: dict[str, Any]) -> TaskStats:
     )
 
 
+def _solver_options(spec: dict[str, Any]) -> dict[str, Any]:
+    return {key: spec[key] for key in SOLVER_KEYS if key in spec}
+
+
 def run_curve(spec: dict[str, Any]) -> dict[str, Any]:
     """Fine-tuning curve (THEORY.md §3) plus the theory regime label (§4)."""
     _check_keys(spec, CURVE_KEYS)
@@ -103,7 +113,7 @@ def run_curve(spec: dict[str, Any]) -> dict[str, Any]:
         readout_convention=spec.get("readout_convention", "per_path_sqrt2"),
     )
     alphas = as_alpha_list(_require(spec, "alpha"))
-    curve = generalization_curve(task, init, alphas, gamma_ext=spec.get("gamma_ext", 1e-6))
+    curve = generalization_curve(task, init, alphas, **_solver_options(spec))
     regime = theory_regime(task, init)
     return {
         **_curve_json(curve),
@@ -123,7 +133,7 @@ def run_single(spec: dict[str, Any]) -> dict[str, Any]:
         _require(spec, "c"),
         alphas,
         sigma0=spec.get("sigma0", 0.0),
-        gamma_ext=spec.get("gamma_ext", 1e-6),
+        **_solver_options(spec),
     )
     return _curve_json(curve)
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.theory._prox import ChannelMoments, Mixture, Quadrature, channel_moments
+from workers.theory._prox import ChannelMoments, Expectation
 
 # Floors of THEORY.md §3's clamps (s^2 >= b sigma0^2, g >= max(gamma_ext, 1e-14)); the
 # s^2 floor only keeps logarithms finite when sigma0 = 0.
@@ -62,8 +62,7 @@ class FixedPoint:
 class Channel:
     """Everything the map needs besides (s^2, g) and alpha."""
 
-    mix: Mixture
-    quad: Quadrature
+    expectation: Expectation
     sigma0: float
     gamma_ext: float
     active_threshold: float
@@ -72,7 +71,7 @@ class Channel:
 def _log_map(ps: np.ndarray, b: float, ch: Channel) -> tuple[np.ndarray, ChannelMoments]:
     """ln T at a batch of points ps (B, 2), with THEORY.md's clamps."""
     s2, g = np.exp(ps[:, 0]), np.exp(ps[:, 1])
-    mom = channel_moments(s2, g, ch.mix, ch.quad, ch.active_threshold)
+    mom = ch.expectation.moments(s2, g, ch.active_threshold)
     s2_new = np.maximum(b * (ch.sigma0**2 + mom.error), max(b * ch.sigma0**2, S2_FLOOR))
     g_new = np.maximum(ch.gamma_ext + b * mom.sigma2, max(ch.gamma_ext, G_FLOOR))
     return np.log(np.stack([s2_new, g_new], axis=1)), mom

@@ -24,6 +24,7 @@ integrated exactly in beta*: E[(x - beta*)^2 | z] = (x - E[beta*|z])^2 + Var(bet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -67,6 +68,30 @@ def prox_u(z: ArrayLike, g: ArrayLike, sqrt_k: ArrayLike, *, iters: int = 60) ->
         if done:
             break
     return np.where(zero, 0.0, np.sign(z) * u)
+
+
+def prox_u_tabulated(a: np.ndarray, g: float, sqrt_k: float, *, grid: int = 2049) -> np.ndarray:
+    """:func:`prox_u` for many ``|z| = a >= 0`` sharing one scalar (g, sqrt_k): fast path.
+
+    The inverse map z(u) = (sqrt_k/2) sinh(u) + (g/2) u is explicit, so it is tabulated on
+    a uniform u-grid up to the largest root, linear interpolation gives a start within
+    ~(du)^2 of the root, and Newton on z(u) - a (increasing and convex for u >= 0, so the
+    iterates approach from above after one step) polishes it to rounding in a few steps.
+    Used by the Monte-Carlo expectation, where ~10^5 samples share each (g, sqrt_k).
+    """
+    a = np.asarray(a, dtype=float)
+    if a.size == 0:
+        return a.copy()
+    u_max = float(prox_u(float(a.max()), g, sqrt_k))
+    u_grid = np.linspace(0.0, u_max, grid)
+    z_grid = 0.5 * sqrt_k * np.sinh(u_grid) + 0.5 * g * u_grid
+    u = np.interp(a, z_grid, u_grid)
+    for _ in range(8):
+        step = (0.5 * sqrt_k * np.sinh(u) + 0.5 * g * u - a) / (0.5 * sqrt_k * np.cosh(u) + 0.5 * g)
+        u -= step
+        if np.max(np.abs(step)) <= 1e-14 * max(u_max, 1.0):
+            break
+    return np.maximum(u, 0.0)
 
 
 def prox(z: ArrayLike, g: ArrayLike, sqrt_k: ArrayLike) -> np.ndarray:
@@ -148,6 +173,72 @@ def channel_moments(
     z_thr = active_threshold + 0.5 * g * np.arcsinh(2.0 * active_threshold / sk_g)
     act_g = ndtr((-z_thr - mean) / sd_z) + ndtr((mean - z_thr) / sd_z)
     return ChannelMoments(error=err_g @ mix.prob, sigma2=sig_g @ mix.prob, active=act_g @ mix.prob)
+
+
+class Expectation(Protocol):
+    """How the fixed-point map gets its mixture expectations at a batch of (s^2, g)."""
+
+    def moments(self, s2: ArrayLike, g: ArrayLike, active_threshold: float) -> ChannelMoments:
+        """Moments at points ``(s2[i], g[i])``; arrays of shape (B,)."""
+        ...
+
+
+class QuadratureExpectation:
+    """Deterministic mixture expectations: :func:`channel_moments` with a fixed rule."""
+
+    def __init__(self, mix: Mixture, quad: Quadrature) -> None:
+        self.mix = mix
+        self.quad = quad
+
+    def moments(self, s2: ArrayLike, g: ArrayLike, active_threshold: float) -> ChannelMoments:
+        return channel_moments(s2, g, self.mix, self.quad, active_threshold)
+
+
+class MonteCarloExpectation:
+    """Mixture expectations as averages over one fixed draw of (group, beta*, xi).
+
+    This is the estimator of the original replica code (THEORY.md §3: "80,000
+    Monte-Carlo samples, seed 0"), so its reference numbers are reproduced draw for draw:
+    with ``rng = numpy.random.default_rng(seed)``, group labels come from
+    ``rng.choice(groups, size=n, p=prob)`` (groups in the order shared, new, PT-only,
+    inactive), then one ``rng.standard_normal`` per sample whose group has a Gaussian
+    beta* (in index order), then the channel noise ``rng.standard_normal(n)``.  The draw
+    is fixed, so the map (s^2, g) -> moments is smooth and the Newton solver applies.
+    Its statistical error (~0.01-0.02 on E_gen at 80k samples) is why the quadrature is
+    the default.
+    """
+
+    def __init__(self, mix: Mixture, n_samples: int, seed: int) -> None:
+        if n_samples < 100:
+            raise ValueError(f"mc_samples must be >= 100, got {n_samples}")
+        rng = np.random.default_rng(seed)
+        prob = mix.prob / mix.prob.sum()
+        group = rng.choice(prob.size, size=n_samples, p=prob)
+        beta = mix.mean[group].astype(float)
+        gaussian = mix.std[group] > 0.0
+        beta[gaussian] += mix.std[group][gaussian] * rng.standard_normal(int(gaussian.sum()))
+        xi = rng.standard_normal(n_samples)
+        # Samples split by group: sqrt_k is constant within one, as the tabulated prox needs.
+        self.groups = [
+            (float(mix.sqrt_k[j]), beta[group == j], xi[group == j])
+            for j in range(prob.size)
+            if np.any(group == j)
+        ]
+        self.n_samples = n_samples
+
+    def moments(self, s2: ArrayLike, g: ArrayLike, active_threshold: float) -> ChannelMoments:
+        s2 = np.atleast_1d(np.asarray(s2, dtype=float))
+        g = np.atleast_1d(np.asarray(g, dtype=float))
+        out = np.zeros((3, s2.size))
+        for i, (s2_i, g_i) in enumerate(zip(s2, g, strict=True)):
+            for sqrt_k, beta, xi in self.groups:
+                z = beta + np.sqrt(s2_i) * xi
+                x = np.sign(z) * (0.5 * sqrt_k) * np.sinh(prox_u_tabulated(np.abs(z), g_i, sqrt_k))
+                out[0, i] += np.sum((x - beta) ** 2)
+                out[1, i] += np.sum(1.0 / (1.0 / g_i + 1.0 / np.hypot(sqrt_k, 2.0 * x)))
+                out[2, i] += np.count_nonzero(np.abs(x) > active_threshold)
+        out /= self.n_samples
+        return ChannelMoments(error=out[0], sigma2=out[1], active=out[2])
 
 
 def channel_moments_monte_carlo(

@@ -27,7 +27,13 @@ from numpy.typing import ArrayLike
 
 from workers.config import InitParams, TaskStats, require_finite, validate_alpha
 from workers.theory._fixed_point import Channel, FixedPoint, solve_fixed_point
-from workers.theory._prox import Mixture, Quadrature
+from workers.theory._prox import (
+    Expectation,
+    Mixture,
+    MonteCarloExpectation,
+    Quadrature,
+    QuadratureExpectation,
+)
 from workers.theory.potential import sqrt_k_finetune
 
 # Composite Gauss-Legendre panels over the u-interval (nodes per panel = quadrature_order);
@@ -39,6 +45,10 @@ _BRANCH_RTOL = 1e-3
 # gamma_ext homotopy for cold starts that fail to converge directly.
 _HOMOTOPY_START = 1e-2
 _HOMOTOPY_FACTOR = 1e-2
+EXPECTATIONS = ("quadrature", "monte_carlo")
+# The original code's Monte-Carlo estimator (THEORY.md §3).
+DEFAULT_MC_SAMPLES = 80_000
+DEFAULT_MC_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -164,11 +174,17 @@ def solve_curve(
     tol: float = 1e-10,
     max_iter: int = 900,
     damping: float = 0.25,
+    expectation: str = "quadrature",
+    mc_samples: int = DEFAULT_MC_SAMPLES,
+    mc_seed: int = DEFAULT_MC_SEED,
 ) -> ReplicaCurve:
     """Replica curve for an arbitrary mixture (THEORY.md §3); the public entry points wrap it.
 
     ``max_iter`` bounds map evaluations per solve; ``damping`` is the old-iterate weight
-    of the damped fallback step.
+    of the damped fallback step.  ``expectation`` chooses how the mixture expectations
+    are computed: ``"quadrature"`` (deterministic, default) or ``"monte_carlo"`` (the
+    original code's estimator over ``mc_samples`` draws from ``default_rng(mc_seed)``,
+    for reproducing its numbers; see :class:`MonteCarloExpectation`).
     """
     values = _validated_alphas(alphas)
     require_finite("sigma0", sigma0)
@@ -178,10 +194,20 @@ def solve_curve(
         raise ValueError(f"damping must lie in [0, 1), got {damping}")
     if quadrature_order < 2:
         raise ValueError(f"quadrature_order must be >= 2, got {quadrature_order}")
+    if expectation == "quadrature":
+        moments: Expectation = QuadratureExpectation(mix, Quadrature(quadrature_order, _PANELS))
+    elif expectation == "monte_carlo":
+        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int | np.integer):
+            raise ValueError(f"mc_samples must be an integer, got {mc_samples!r}")
+        if isinstance(mc_seed, bool) or not isinstance(mc_seed, int | np.integer) or mc_seed < 0:
+            raise ValueError(f"mc_seed must be a non-negative integer, got {mc_seed!r}")
+        moments = MonteCarloExpectation(mix, int(mc_samples), int(mc_seed))
+    else:
+        choices = ", ".join(EXPECTATIONS)
+        raise ValueError(f"expectation must be one of {choices}, got {expectation!r}")
     second_moment = mix.second_moment
     ch = Channel(
-        mix=mix,
-        quad=Quadrature(quadrature_order, _PANELS),
+        expectation=moments,
         sigma0=float(sigma0),
         gamma_ext=float(gamma_ext),
         active_threshold=_ACTIVE_FRACTION_OF_RMS * float(np.sqrt(max(second_moment, 1e-300))),
@@ -240,6 +266,9 @@ def generalization_curve(
     tol: float = 1e-10,
     max_iter: int = 900,
     damping: float = 0.25,
+    expectation: str = "quadrature",
+    mc_samples: int = DEFAULT_MC_SAMPLES,
+    mc_seed: int = DEFAULT_MC_SEED,
 ) -> ReplicaCurve:
     """Fine-tuning E_gen(alpha) = E[(beta_hat - beta*_FT)^2] from the replica fixed point.
 
@@ -247,7 +276,8 @@ def generalization_curve(
     b E[sigma^2(beta_hat)], b = 1/alpha, expectations over the four groups of
     ``task.groups()`` with per-group sqrt_k_FT = 2 c(1+lambda)(1+sqrt(1+(beta_PT/c)^2))
     + gamma^2 (§2).  Alphas may come in any order (output follows the input order) and
-    must be > 0.  See the module docstring for the branch/reliability policy.
+    must be > 0.  See the module docstring for the branch/reliability policy, and
+    :func:`solve_curve` for ``expectation`` / ``mc_samples`` / ``mc_seed``.
     """
     return solve_curve(
         task_mixture(task, init),
@@ -258,6 +288,9 @@ def generalization_curve(
         tol=tol,
         max_iter=max_iter,
         damping=damping,
+        expectation=expectation,
+        mc_samples=mc_samples,
+        mc_seed=mc_seed,
     )
 
 

@@ -7,7 +7,16 @@ import pytest
 
 from workers.config import InitParams, TaskStats
 from workers.theory._fixed_point import Channel, FixedPoint, solve_fixed_point
-from workers.theory._prox import Quadrature, channel_moments, channel_moments_monte_carlo, prox
+from workers.theory._prox import (
+    MonteCarloExpectation,
+    Quadrature,
+    QuadratureExpectation,
+    channel_moments,
+    channel_moments_monte_carlo,
+    prox,
+    prox_u,
+    prox_u_tabulated,
+)
 from workers.theory.asymptotics import (
     generalization_curve,
     select_branch,
@@ -21,17 +30,62 @@ REF_ALPHA = [0.01, 0.0968, 0.2023, 0.3015, 0.3635]
 REF_EGEN = [1.0295, 0.8844, 0.3819, 0.1013, 0.0286]
 
 
-def test_reference_table() -> None:
-    """THEORY.md §3's table is a Monte-Carlo realization (80,000 samples); its samples'
-    second moment is ~1.03 (E_gen(0.01) = 1.0295 while the exact curve gives 1.0055), so
-    the raw numbers are compared within 0.025 and the curves normalized by their
-    alpha = 0.01 value within 0.02."""
+def test_reference_table_reproduced_by_the_original_estimator() -> None:
+    """THEORY.md §3's table comes from the original's Monte-Carlo estimator (80,000
+    samples, seed 0).  The same estimator -- same draw, our fixed-point solver --
+    reproduces every entry to 1e-3 (the table prints 4 decimals)."""
+    curve = generalization_curve(
+        REF_TASK, REF_INIT, REF_ALPHA, expectation="monte_carlo", mc_samples=80_000, mc_seed=0
+    )
+    assert curve.reliable.all()
+    np.testing.assert_allclose(curve.gen_error, REF_EGEN, atol=1e-3)
+
+
+def test_quadrature_matches_reference_within_its_monte_carlo_error() -> None:
+    """The deterministic quadrature (the default) against the table: within 0.02 where the
+    table's sampling error is small; at the two smallest alphas the table sits 0.024 and
+    0.022 above, and that gap is the realization's own error.  Measured here: the spread
+    of the same estimator over 8 other seeds at alpha = 0.01, whose mean must match the
+    quadrature and whose standard deviation must cover the table's offset."""
     curve = generalization_curve(REF_TASK, REF_INIT, REF_ALPHA)
     assert curve.reliable.all()
-    np.testing.assert_allclose(curve.gen_error, REF_EGEN, atol=0.025)
-    ours = curve.gen_error / curve.gen_error[0]
-    ref = np.array(REF_EGEN) / REF_EGEN[0]
-    np.testing.assert_allclose(ours, ref, atol=0.02)
+    np.testing.assert_allclose(curve.gen_error[2:], REF_EGEN[2:], atol=0.02)
+    np.testing.assert_allclose(curve.gen_error[:2], REF_EGEN[:2], atol=0.025)
+
+    mix = task_mixture(REF_TASK, REF_INIT)
+    alpha = REF_ALPHA[0]
+    start = (mix.second_moment / alpha, 1.0)
+    realizations = []
+    for seed in range(1, 9):
+        ch = Channel(MonteCarloExpectation(mix, 80_000, seed), 0.0, 1e-6, 1e-3)
+        fp = solve_fixed_point(alpha, ch, start, tol=1e-10, max_iter=900, damping=0.25)
+        assert fp.converged
+        realizations.append(fp.error)
+    spread = float(np.std(realizations, ddof=1))
+    assert 0.005 < spread < 0.05  # the realization-to-realization error is real
+    assert abs(np.mean(realizations) - curve.gen_error[0]) < 3 * spread / np.sqrt(8)
+    assert abs(REF_EGEN[0] - curve.gen_error[0]) < 2.5 * spread
+
+
+def test_tabulated_prox_matches_the_root_solver() -> None:
+    rng = np.random.default_rng(3)
+    a = np.concatenate([[0.0, 1e-300, 1e-9], np.abs(rng.standard_normal(5000)) * 5])
+    for sqrt_k in (1e-12, 1e-3, 1.0, 1e6):
+        for g in (1e-14, 1e-2, 3.0):
+            np.testing.assert_allclose(
+                prox_u_tabulated(a, g, sqrt_k), prox_u(a, g, sqrt_k), rtol=1e-10, atol=1e-300
+            )
+
+
+def test_expectation_options_are_validated() -> None:
+    for kwargs, match in (
+        ({"expectation": "sampling"}, "expectation must be one of quadrature, monte_carlo"),
+        ({"expectation": "monte_carlo", "mc_samples": 10}, "mc_samples must be >= 100"),
+        ({"expectation": "monte_carlo", "mc_samples": 1e5}, "mc_samples must be an integer"),
+        ({"expectation": "monte_carlo", "mc_seed": -1}, "mc_seed must be a non-negative"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            generalization_curve(REF_TASK, REF_INIT, [0.2], **kwargs)
 
 
 def test_small_alpha_limit_is_second_moment() -> None:
@@ -93,7 +147,9 @@ def test_trap_no_spurious_recovery_in_very_rich_setting() -> None:
     below = alphas < 0.1
     assert np.all(curve.gen_error[below] > 0.5)  # zero-estimator level is 1
     # Started right at the spurious point s^2 ~ 0, the solver still leaves it.
-    ch = Channel(task_mixture(task, init), Quadrature(12, 16), 0.0, 1e-6, 1e-3)
+    ch = Channel(
+        QuadratureExpectation(task_mixture(task, init), Quadrature(12, 16)), 0.0, 1e-6, 1e-3
+    )
     fp = solve_fixed_point(0.05, ch, (1e-30, 1e-14), tol=1e-10, max_iter=900, damping=0.25)
     reference = generalization_curve(task, init, [0.05]).gen_error[0]
     assert fp.converged and fp.error == pytest.approx(reference, rel=1e-6)

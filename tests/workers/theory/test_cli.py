@@ -76,3 +76,24 @@ def test_single_subcommand() -> None:
     proc = run("single", json.dumps({"rho": 0.1, "c": 1e-3, "alpha": [0.1, 0.3]}))
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["gen_error"]) == 2
+
+
+def test_monte_carlo_expectation_reproduces_the_reference_entry() -> None:
+    """THEORY.md §3's first reference entry (1.0295 at alpha = 0.01), from the command line."""
+    spec = {
+        "rho_pt": 0.1,
+        "rho_ft": 0.1,
+        "omega": 0.5,
+        "c_pt": 1e-3,
+        "lambda_pt": 0,
+        "gamma_ft": 0,
+        "alpha": 0.01,
+        "expectation": "monte_carlo",
+        "mc_samples": 80000,
+        "mc_seed": 0,
+    }
+    proc = run("curve", json.dumps(spec))
+    assert proc.returncode == 0, proc.stderr
+    assert abs(json.loads(proc.stdout)["gen_error"][0] - 1.0295) < 1e-3
+    proc = run("curve", json.dumps({**spec, "expectation": "mc"}))
+    assert proc.returncode == 2 and "expectation" in proc.stderr
