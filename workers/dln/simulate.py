@@ -41,6 +41,7 @@ from workers.dln._block import BlockRun, RawRecord, pathway_factors_start
 
 STOP_REASONS = ("loss_threshold", "stalled", "max_steps", "diverged")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+GRADIENT_FORMS = ("auto", "residual", "gram")
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +93,14 @@ class GDOptions:
     ``early_stopping=False`` runs exactly ``max_steps`` steps (benchmarks); the final
     state is still classified.  ``stack_datasets=None`` stacks same-shape datasets on
     CUDA only.  ``max_block_elements`` caps ``G*D*m`` per block (memory).
+
+    ``gradient_form`` chooses how ``X^T (X beta - y)`` is formed each step:
+    ``"residual"`` as two products (``X @ B``, then ``X^T @ R``: ``4 n D m`` flops),
+    ``"gram"`` as one product with the precomputed ``K = X^T X`` (``2 D^2 m`` flops; the
+    residual is then formed only at the stopping checks), ``"auto"`` (default) takes
+    ``"gram"`` when it saves at least a quarter of the flops (``D <= 1.5 n``, i.e.
+    alpha >= 2/3) and ``K`` fits in ``max_block_elements``.  Both are the same GD up to
+    rounding.
     """
 
     lr: float = 0.5
@@ -105,6 +114,7 @@ class GDOptions:
     early_stopping: bool = True
     stack_datasets: bool | None = None
     max_block_elements: int = 1 << 23
+    gradient_form: str = "auto"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
@@ -117,6 +127,9 @@ class GDOptions:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.gradient_form not in GRADIENT_FORMS:
+            choices = ", ".join(GRADIENT_FORMS)
+            raise ValueError(f"gradient_form must be one of {choices}, got {self.gradient_form!r}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         resolve_device(self.device)

@@ -62,11 +62,15 @@ def test_gd_matches_the_finite_sample_implicit_bias(data: Dataset) -> None:
 CONFIGS = [(1e-2, -0.5, 0.3), (1e-3, 0.0, 0.0), (0.3, 0.5, 1.0), (1e-3, -0.9, 0.0)]
 
 
-@pytest.mark.parametrize("stack", [False, True])
+@pytest.mark.parametrize(
+    ("stack", "form"), [(False, "residual"), (True, "residual"), (False, "gram"), (True, "gram")]
+)
 def test_batching_is_exact_and_order_is_preserved(
-    data: Dataset, other_data: Dataset, stack: bool
+    data: Dataset, other_data: Dataset, stack: bool, form: str
 ) -> None:
-    options = GDOptions(lr=0.3, max_steps=3000, loss_threshold=1e-6, stack_datasets=stack)
+    options = GDOptions(
+        lr=0.3, max_steps=3000, loss_threshold=1e-6, stack_datasets=stack, gradient_form=form
+    )
     # Interleave two datasets; the networks stop at different steps, which exercises
     # freezing and compaction of the batch.
     jobs = [ft_job(d, *cfg) for cfg in CONFIGS for d in (data, other_data)]
@@ -133,6 +137,7 @@ def test_float32_agrees_with_float64(data: Dataset) -> None:
         ({"dtype": "float16"}, "dtype"),
         ({"device": "tpu"}, "device"),
         ({"loss_threshold": -1.0}, "loss_threshold"),
+        ({"gradient_form": "normal_equations"}, "gradient_form"),
     ],
 )
 def test_bad_options_name_the_field(kwargs: dict[str, object], name: str) -> None:
@@ -151,10 +156,13 @@ def naive_gd(job: GDJob, lr: float, steps: int) -> tuple[np.ndarray, ...]:
     return wp, vp, wm, vm
 
 
-def test_simulator_is_textbook_gd_on_the_four_weights(data: Dataset) -> None:
+@pytest.mark.parametrize("form", ["residual", "gram"])
+def test_simulator_is_textbook_gd_on_the_four_weights(data: Dataset, form: str) -> None:
+    """Both ways of forming X^T (X beta - y) are the textbook GD trajectory."""
     job = ft_job(data, 1e-2, -0.5, 0.3)
     lr, steps = 0.3, 400
-    result = run_gradient_descent([job], GDOptions(lr=lr, max_steps=steps, early_stopping=False))[0]
+    options = GDOptions(lr=lr, max_steps=steps, early_stopping=False, gradient_form=form)
+    result = run_gradient_descent([job], options)[0]
     wp, vp, wm, vm = naive_gd(job, lr, steps)
     w = result.weights
     for ours, reference in ((w.w_plus, wp), (w.v_plus, vp), (w.w_minus, wm), (w.v_minus, vm)):
@@ -165,3 +173,15 @@ def test_simulator_is_textbook_gd_on_the_four_weights(data: Dataset) -> None:
     ratio = end[2] / start[2]
     np.testing.assert_allclose(end[0] / start[0], ratio, rtol=1e-8)
     assert result.invariant_drift == pytest.approx(np.max(np.abs(ratio - 1)), rel=1e-6)
+
+
+def test_gram_form_is_chosen_only_where_it_saves_flops() -> None:
+    from workers.dln._block import _use_gram
+
+    auto = GDOptions()
+    assert _use_gram(auto, G=1, n=200, D=256)  # alpha 0.78: 2 D^2 m is 64% of 4 n D m
+    assert not _use_gram(auto, G=1, n=128, D=256)  # equal flops: no gain measured
+    assert not _use_gram(auto, G=1, n=100, D=1000)  # alpha = 0.1: the residual form is 5x fewer
+    assert not _use_gram(auto, G=64, n=4000, D=5000)  # K would not fit the block budget
+    assert _use_gram(GDOptions(gradient_form="gram"), G=1, n=10, D=1000)
+    assert not _use_gram(GDOptions(gradient_form="residual"), G=1, n=128, D=256)
