@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workers.config import InitParams, TaskStats  # noqa: E402
 from workers.theory import _fixed_point  # noqa: E402
-from workers.theory._prox import ChannelMoments, Mixture, prox  # noqa: E402
+from workers.theory._prox import Mixture, MonteCarloExpectation  # noqa: E402
 from workers.theory.asymptotics import generalization_curve, task_mixture  # noqa: E402
 
 ALPHAS = np.linspace(0.01, 0.5, 80)
@@ -44,28 +44,10 @@ CONFIGS = {
 MC_SAMPLES = 80_000
 
 
-class RootSolvedMonteCarlo:
-    """The original code's expectations: 80,000 fixed samples, every prox root-solved."""
-
-    def __init__(self, mix: Mixture) -> None:
-        rng = np.random.default_rng(0)
-        group = rng.choice(mix.prob.size, size=MC_SAMPLES, p=mix.prob / mix.prob.sum())
-        self.beta = mix.mean[group] + mix.std[group] * rng.standard_normal(MC_SAMPLES)
-        self.xi = rng.standard_normal(MC_SAMPLES)
-        self.sqrt_k = mix.sqrt_k[group]
-
-    def moments(self, s2: np.ndarray, g: np.ndarray, _threshold: float) -> ChannelMoments:
-        err, sig = [], []
-        for s2_i, g_i in zip(s2, g, strict=True):
-            x = prox(self.beta + np.sqrt(s2_i) * self.xi, g_i, self.sqrt_k)
-            err.append(np.mean((x - self.beta) ** 2))
-            sig.append(np.mean(1.0 / (1.0 / g_i + 1.0 / np.hypot(self.sqrt_k, 2.0 * x))))
-        return ChannelMoments(np.array(err), np.array(sig), np.zeros(len(err)))
-
-
 def monte_carlo_point(mix: Mixture, alpha: float) -> tuple[float, float]:
     """(seconds, E_gen) of one alpha solved with the original's Monte-Carlo expectations."""
-    ch = _fixed_point.Channel(RootSolvedMonteCarlo(mix), 0.0, 1e-6, 0.0)
+    expectation = MonteCarloExpectation(mix, MC_SAMPLES, 0, root_solved=True)
+    ch = _fixed_point.Channel(expectation, 0.0, 1e-6, 0.0)
     start = time.perf_counter()
     fp = _fixed_point.solve_fixed_point(
         alpha, ch, (mix.second_moment / alpha, 1.0), tol=1e-6, max_iter=900, damping=0.25

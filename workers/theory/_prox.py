@@ -204,13 +204,24 @@ class MonteCarloExpectation:
     inactive), then one ``rng.standard_normal`` per sample whose group has a Gaussian
     beta* (in index order), then the channel noise ``rng.standard_normal(n)``.  The draw
     is fixed, so the map (s^2, g) -> moments is smooth and the Newton solver applies.
-    Its statistical error (~0.01-0.02 on E_gen at 80k samples) is why the quadrature is
-    the default.
+    Its statistical error (~0.02 on E_gen at 80k samples) is why the quadrature is the
+    default.
+
+    ``root_solved=True`` solves every sample's prox with :func:`prox_u`, as the original
+    did, instead of the tabulated fast path (same values to ~1e-10): the independent
+    check in the tests and the baseline in ``benchmarks/bench_replica.py``.
     """
 
-    def __init__(self, mix: Mixture, n_samples: int, seed: int) -> None:
+    def __init__(
+        self, mix: Mixture, n_samples: int, seed: int, *, root_solved: bool = False
+    ) -> None:
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
+            raise ValueError(f"mc_samples must be an integer, got {n_samples!r}")
         if n_samples < 100:
             raise ValueError(f"mc_samples must be >= 100, got {n_samples}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"mc_seed must be a non-negative integer, got {seed!r}")
+        self.root_solved = root_solved
         rng = np.random.default_rng(seed)
         prob = mix.prob / mix.prob.sum()
         group = rng.choice(prob.size, size=n_samples, p=prob)
@@ -233,22 +244,10 @@ class MonteCarloExpectation:
         for i, (s2_i, g_i) in enumerate(zip(s2, g, strict=True)):
             for sqrt_k, beta, xi in self.groups:
                 z = beta + np.sqrt(s2_i) * xi
-                x = np.sign(z) * (0.5 * sqrt_k) * np.sinh(prox_u_tabulated(np.abs(z), g_i, sqrt_k))
+                solve = prox_u if self.root_solved else prox_u_tabulated
+                x = np.sign(z) * (0.5 * sqrt_k) * np.sinh(solve(np.abs(z), g_i, sqrt_k))
                 out[0, i] += np.sum((x - beta) ** 2)
                 out[1, i] += np.sum(1.0 / (1.0 / g_i + 1.0 / np.hypot(sqrt_k, 2.0 * x)))
                 out[2, i] += np.count_nonzero(np.abs(x) > active_threshold)
         out /= self.n_samples
         return ChannelMoments(error=out[0], sigma2=out[1], active=out[2])
-
-
-def channel_moments_monte_carlo(
-    s2: float, g: float, mix: Mixture, n_samples: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Brute Monte-Carlo (E_err, E_sigma^2) with the root-solved prox: an independent check."""
-    group = rng.choice(len(mix.prob), size=n_samples, p=mix.prob / mix.prob.sum())
-    beta = mix.mean[group] + mix.std[group] * rng.standard_normal(n_samples)
-    z = beta + np.sqrt(s2) * rng.standard_normal(n_samples)
-    sk = mix.sqrt_k[group]
-    x = prox(z, g, sk)
-    sig2 = 1.0 / (1.0 / g + 1.0 / np.hypot(sk, 2.0 * x))
-    return float(np.mean((x - beta) ** 2)), float(np.mean(sig2))

@@ -197,11 +197,7 @@ def solve_curve(
     if expectation == "quadrature":
         moments: Expectation = QuadratureExpectation(mix, Quadrature(quadrature_order, _PANELS))
     elif expectation == "monte_carlo":
-        if isinstance(mc_samples, bool) or not isinstance(mc_samples, int | np.integer):
-            raise ValueError(f"mc_samples must be an integer, got {mc_samples!r}")
-        if isinstance(mc_seed, bool) or not isinstance(mc_seed, int | np.integer) or mc_seed < 0:
-            raise ValueError(f"mc_seed must be a non-negative integer, got {mc_seed!r}")
-        moments = MonteCarloExpectation(mix, int(mc_samples), int(mc_seed))
+        moments = MonteCarloExpectation(mix, mc_samples, mc_seed)
     else:
         choices = ", ".join(EXPECTATIONS)
         raise ValueError(f"expectation must be one of {choices}, got {expectation!r}")
