@@ -253,18 +253,7 @@ def solve_curve(
 
 
 def generalization_curve(
-    task: TaskStats,
-    init: InitParams,
-    alphas: ArrayLike | float,
-    *,
-    gamma_ext: float = 1e-6,
-    quadrature_order: int = 12,
-    tol: float = 1e-10,
-    max_iter: int = 900,
-    damping: float = 0.25,
-    expectation: str = "quadrature",
-    mc_samples: int = DEFAULT_MC_SAMPLES,
-    mc_seed: int = DEFAULT_MC_SEED,
+    task: TaskStats, init: InitParams, alphas: ArrayLike | float, **options: Any
 ) -> ReplicaCurve:
     """Fine-tuning E_gen(alpha) = E[(beta_hat - beta*_FT)^2] from the replica fixed point.
 
@@ -272,22 +261,11 @@ def generalization_curve(
     b E[sigma^2(beta_hat)], b = 1/alpha, expectations over the four groups of
     ``task.groups()`` with per-group sqrt_k_FT = 2 c(1+lambda)(1+sqrt(1+(beta_PT/c)^2))
     + gamma^2 (§2).  Alphas may come in any order (output follows the input order) and
-    must be > 0.  See the module docstring for the branch/reliability policy, and
-    :func:`solve_curve` for ``expectation`` / ``mc_samples`` / ``mc_seed``.
+    must be > 0.  See the module docstring for the branch/reliability policy.
+    ``options`` are :func:`solve_curve`'s solver keywords (``gamma_ext``, ``tol``,
+    ``expectation``, ``mc_samples``, ...); sigma0 comes from ``task``.
     """
-    return solve_curve(
-        task_mixture(task, init),
-        alphas,
-        sigma0=task.sigma0,
-        gamma_ext=gamma_ext,
-        quadrature_order=quadrature_order,
-        tol=tol,
-        max_iter=max_iter,
-        damping=damping,
-        expectation=expectation,
-        mc_samples=mc_samples,
-        mc_seed=mc_seed,
-    )
+    return solve_curve(task_mixture(task, init), alphas, sigma0=task.sigma0, **options)
 
 
 def single_task_curve(
@@ -303,7 +281,7 @@ def single_task_curve(
     Bernoulli-Gaussian teacher: beta* = 0 w.p. 1 - rho, N(0, 1/rho) w.p. rho, and a
     constant sqrt_k = 2c on every coordinate (PT's potential, which does not depend on
     lambda, THEORY.md §2 -- hence no lambda argument).  ``kw`` as for
-    :func:`generalization_curve`.
+    :func:`solve_curve`.
     """
     rho = require_finite("rho", rho)
     if not 0.0 < rho <= 1.0:
