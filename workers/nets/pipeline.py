@@ -9,6 +9,7 @@ the empirical regime label.  Config + seed in, a metrics dict out.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -27,6 +28,7 @@ from workers.nets.training import (
     CLEAN_STOPS,
     STOP_OOM,
     Clock,
+    LoopResult,
     OptimConfig,
     ProgressFn,
     Reporter,
@@ -76,35 +78,68 @@ def _steps_of(optim: OptimConfig, total: int) -> int:
     return total if optim.batch_size is None else min(optim.batch_size, total)
 
 
+@dataclass(frozen=True)
+class _PhaseRun:
+    """One training phase: its outcome and the weights before and after it."""
+
+    outcome: LoopResult
+    start: dict[str, torch.Tensor]
+    end: dict[str, torch.Tensor]
+    earlier: list[str]  # every parameter outside the head
+    groups: dict[str, list[str]]
+    samples: int  # training samples seen
+
+
+def _train_phase(
+    problem: FinetuneProblem,
+    model: torch.nn.Module,
+    phase: str,
+    clock: Clock,
+    report: Reporter,
+) -> _PhaseRun:
+    """Train ``model`` on the ``phase`` ("pretrain" or "finetune") loss of ``problem``."""
+    if phase == "pretrain":
+        loss_at, optim, total = problem.pt_loss, problem.pt_optim, problem.pt_samples
+    else:
+        loss_at, optim, total = problem.ft_loss, problem.ft_optim, problem.ft_samples
+    names = [name for name, _ in model.named_parameters()]
+    start = snapshot(model, names)
+    outcome = train_loop(
+        model.parameters(),
+        lambda step: loss_at(model, step),
+        optim,
+        clock=clock,
+        report=report,
+        phase=phase,
+        device=problem.device,
+        amp=problem.amp,
+        samples_per_step=_steps_of(optim, total),
+        samples_per_epoch=total,
+    )
+    return _PhaseRun(
+        outcome=outcome,
+        start=start,
+        end=snapshot(model, names),
+        earlier=_earlier(model, problem.head_names(model)),
+        groups=problem.layer_groups(model),
+        samples=outcome.steps_done * _steps_of(optim, total),
+    )
+
+
 def _pretrain(problem: FinetuneProblem, clock: Clock, report: Reporter) -> tuple[dict, bool]:
     clock.start()
     model = problem.build_pt_model()
-    head = problem.head_names(model)
-    earlier = _earlier(model, head)
-    groups = problem.layer_groups(model)
-    start = snapshot(model, [name for name, _ in model.named_parameters()])
-    outcome = train_loop(
-        model.parameters(),
-        lambda step: problem.pt_loss(model, step),
-        problem.pt_optim,
-        clock=clock,
-        report=report,
-        phase="pretrain",
-        device=problem.device,
-        amp=problem.amp,
-        samples_per_step=_steps_of(problem.pt_optim, problem.pt_samples),
-        samples_per_epoch=problem.pt_samples,
-    )
-    end = snapshot(model, [name for name, _ in model.named_parameters()])
+    run = _train_phase(problem, model, "pretrain", clock, report)
+    outcome = run.outcome
     complete = outcome.stop_reason in CLEAN_STOPS
     meta: dict[str, Any] = {
         "stop_reason": outcome.stop_reason,
         "final_loss": outcome.final_loss,
         "steps_done": outcome.steps_done,
         "wall_s": outcome.wall_s,
-        "samples": outcome.steps_done * _steps_of(problem.pt_optim, problem.pt_samples),
-        "movement": relative_change(start, end, earlier),
-        "weight_change": group_changes(start, end, groups),
+        "samples": run.samples,
+        "movement": relative_change(run.start, run.end, run.earlier),
+        "weight_change": group_changes(run.start, run.end, run.groups),
     }
     if complete:
         with evaluation(model):
@@ -166,25 +201,8 @@ def _run(
         }
 
     model = problem.build_ft_model(payload["state"])
-    head = problem.head_names(model)
-    earlier = _earlier(model, head)
-    groups = problem.layer_groups(model)
-    names = [name for name, _ in model.named_parameters()]
-    start = snapshot(model, names)
-    outcome = train_loop(
-        model.parameters(),
-        lambda step: problem.ft_loss(model, step),
-        problem.ft_optim,
-        clock=clock,
-        report=report,
-        phase="finetune",
-        device=problem.device,
-        amp=problem.amp,
-        samples_per_step=_steps_of(problem.ft_optim, problem.ft_samples),
-        samples_per_epoch=problem.ft_samples,
-    )
-    end = snapshot(model, names)
-    ft_samples = outcome.steps_done * _steps_of(problem.ft_optim, problem.ft_samples)
+    run = _train_phase(problem, model, "finetune", clock, report)
+    outcome, start, end, earlier = run.outcome, run.start, run.end, run.earlier
     metrics: dict[str, Any] = {
         **base,
         "phase": "finetune",
@@ -194,8 +212,8 @@ def _run(
         "ft_final_train_loss": outcome.final_loss,
         "ft_loss_curve": outcome.losses,
         "ft_wall_s": outcome.wall_s,
-        "samples_trained": base["samples_trained"] + ft_samples,
-        "weight_change": group_changes(start, end, groups),
+        "samples_trained": base["samples_trained"] + run.samples,
+        "weight_change": group_changes(start, end, run.groups),
     }
     if outcome.stop_reason == "diverged":
         return metrics
