@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from workers.nets.training import OptimConfig, batches
 from workers.theory.regimes import classify
 
 EMPIRICAL_CLASSIFIER_VERSION = "nets-emp-1"
@@ -142,17 +143,31 @@ def empirical_regime(
 class CrossEntropyProblem:
     """Shared loss, accuracy and PT/FT steps of the classification problems.
 
-    A subclass provides ``x_pt, y_pt, x_ft, y_ft, x_test, y_test`` and the mini-batch
-    index functions ``_pt_batch(step)`` / ``_ft_batch(step)``; ``ft_eval`` here reports
-    the metrics both classification workloads share (subclasses add their own).
+    A subclass sets ``seed, pt_optim, ft_optim`` and the tensors ``x_pt, y_pt, x_ft, y_ft,
+    x_test, y_test``, then calls :meth:`_set_batches`; ``ft_eval`` here reports the
+    metrics both classification workloads share (subclasses add their own).
     """
 
+    seed: int
+    pt_optim: OptimConfig
+    ft_optim: OptimConfig
     x_pt: torch.Tensor
     y_pt: torch.Tensor
     x_ft: torch.Tensor
     y_ft: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+
+    def _set_batches(self, stream: str) -> None:
+        """Sample counts and the seeded mini-batch index functions of both phases
+        (generator streams ``<stream>-pt-batches`` and ``<stream>-ft-batches``)."""
+        self.pt_samples, self.ft_samples = len(self.y_pt), len(self.y_ft)
+        self._pt_batch = batches(
+            self.pt_samples, self.pt_optim.batch_size, generator(self.seed, f"{stream}-pt-batches")
+        )
+        self._ft_batch = batches(
+            self.ft_samples, self.ft_optim.batch_size, generator(self.seed, f"{stream}-ft-batches")
+        )
 
     @staticmethod
     def _loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -164,7 +179,7 @@ class CrossEntropyProblem:
         return float((model(x).argmax(dim=-1) == y).float().mean())
 
     def pt_loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:
-        index = self._pt_batch(step)  # type: ignore[attr-defined]
+        index = self._pt_batch(step)
         return self._loss(model, self.x_pt[index], self.y_pt[index])
 
     def pt_eval(self, model: torch.nn.Module) -> dict[str, float]:
@@ -174,7 +189,7 @@ class CrossEntropyProblem:
         }
 
     def ft_loss(self, model: torch.nn.Module, step: int) -> torch.Tensor:
-        index = self._ft_batch(step)  # type: ignore[attr-defined]
+        index = self._ft_batch(step)
         return self._loss(model, self.x_ft[index], self.y_ft[index])
 
     def ft_eval(self, model: torch.nn.Module) -> dict[str, float]:

@@ -29,7 +29,7 @@ from torch import nn
 
 from workers.nets.common import CrossEntropyProblem, generator, layer_scales
 from workers.nets.data import load_cifar100
-from workers.nets.training import OptimConfig, batches
+from workers.nets.training import OptimConfig
 
 MEAN = (0.5071, 0.4865, 0.4409)
 STD = (0.2673, 0.2564, 0.2762)
@@ -151,13 +151,7 @@ class CifarProblem(CrossEntropyProblem):
         self.x_test = _images(data.x_test[test_index], device)
         self.y_test = torch.from_numpy((data.y_test[test_index] == held[1]).astype(np.int64))
         self.y_test = self.y_test.to(device)
-        self.pt_samples, self.ft_samples = len(self.y_pt), len(self.y_ft)
-        self._pt_batch = batches(
-            self.pt_samples, pt_optim.batch_size, generator(seed, "cifar-pt-batches")
-        )
-        self._ft_batch = batches(
-            self.ft_samples, ft_optim.batch_size, generator(seed, "cifar-ft-batches")
-        )
+        self._set_batches("cifar")
 
     def pretrain_config(self) -> dict[str, Any]:
         c = asdict(self.config)

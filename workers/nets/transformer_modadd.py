@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from workers.nets.common import CrossEntropyProblem, generator, layer_scales
-from workers.nets.training import OptimConfig, batches
+from workers.nets.training import OptimConfig
 
 OPS = ("add", "sub", "mul")
 
@@ -158,13 +158,7 @@ class ModularProblem(CrossEntropyProblem):
         self.x_pt, self.y_pt = split(pt_index, c.pt_op)
         self.x_ft, self.y_ft = split(ft_index, c.ft_op)
         self.x_test, self.y_test = split(test_index, c.ft_op)
-        self.pt_samples, self.ft_samples = len(self.y_pt), len(self.y_ft)
-        self._pt_batch = batches(
-            self.pt_samples, pt_optim.batch_size, generator(seed, "modular-pt-batches")
-        )
-        self._ft_batch = batches(
-            self.ft_samples, ft_optim.batch_size, generator(seed, "modular-ft-batches")
-        )
+        self._set_batches("modular")
 
     def pretrain_config(self) -> dict[str, Any]:
         c = asdict(self.config)
