@@ -15,8 +15,8 @@ every invariant (``delta^±``, ``s``) is multiplied by ``prod(1 - (lr g)^2) =
 (s- s+) / (s-(0) s+(0))``, so its drift is exact and free.
 
 The gradient ``X^T (X beta - y)`` comes either from the residual (two products per step)
-or, when ``D <= 1.5 n``, from the Gram matrix ``K = X^T X`` and ``X^T y`` (one product of the
-same or fewer flops; the residual, needed only for the loss, is formed at the checks).
+or, when ``D <= 1.5 n``, from the Gram matrix ``K = X^T X`` and ``X^T y`` (one product of
+fewer flops; the residual, needed only for the loss, is formed at the checks).
 """
 
 from __future__ import annotations
