@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from api_schemas.result_columns import PAGE_COLUMNS, ResultColumn
 from api_schemas.spec import SweepSpec
+from api_schemas.statuses import SweepStatus, TrialStatus
 
-SweepStatus = Literal["pending", "running", "succeeded", "failed", "cancelled", "partial"]
-TrialStatus = Literal["pending", "running", "succeeded", "failed", "cancelled"]
-TRIAL_STATUSES: tuple[str, ...] = ("pending", "running", "succeeded", "failed", "cancelled")
+TRIAL_STATUSES: tuple[str, ...] = tuple(status.value for status in TrialStatus)
 REGIMES: tuple[str, ...] = ("I", "II", "III", "IV")
 
 
@@ -108,7 +108,23 @@ class TrialPage(BaseModel):
     next_cursor: str | None
 
 
-class ResultRead(ReadModel):
+_WIRE_TYPES: dict[str, Any] = {
+    "float": float | None,
+    "int": int | None,
+    "str": str | None,
+    "bool": bool | None,
+    "json": dict[str, Any],
+    "datetime": datetime | None,
+}
+
+
+def _result_field(column: ResultColumn) -> tuple[Any, Any]:
+    if column.kind == "json":
+        return dict[str, Any], Field(default_factory=dict, description=column.description)
+    return _WIRE_TYPES[column.kind], Field(default=None, description=column.description)
+
+
+class _ResultIdentity(ReadModel):
     """One trial's result, beside its theory predictions and regime labels."""
 
     trial_id: int
@@ -117,22 +133,15 @@ class ResultRead(ReadModel):
     status: TrialStatus
     params: dict[str, Any]
     seed: int | None
-    gen_error_sim: float | None = None
-    gen_error_theory: float | None = Field(default=None, description="finite-sample theory")
-    gen_error_asymptotic: float | None = Field(default=None, description="replica theory")
-    residual_theory: float | None = None
-    residual_asymptotic: float | None = None
-    regime_theory: str | None = None
-    regime_empirical: str | None = None
-    l_order_theory: float | None = None
-    pd_theory: float | None = None
-    l_order_empirical: float | None = None
-    pd_empirical: float | None = None
-    diverged: bool | None = None
-    stop_reason: str | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    envelope: dict[str, Any] = Field(default_factory=dict)
-    finished_at: datetime | None = None
+
+
+# The page's result fields come from the one column definition (result_columns).
+ResultRead = create_model(
+    "ResultRead",
+    __base__=_ResultIdentity,
+    __doc__="One trial's result, beside its theory predictions and regime labels.",
+    **{column.name: _result_field(column) for column in PAGE_COLUMNS},
+)
 
 
 class ResultPage(BaseModel):

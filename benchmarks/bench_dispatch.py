@@ -48,7 +48,7 @@ from service.expand import expand_spec  # noqa: E402
 from service.runners import RayRunner  # noqa: E402
 from service.settings import DispatchSettings, LimitSettings, RaySettings, Settings  # noqa: E402
 from workers.runtime import execute_batch  # noqa: E402
-from workers.workloads import TrialItem  # noqa: E402
+from workers.records import ClaimedTrial  # noqa: E402
 
 
 def theory_spec(trials: int) -> dict:
@@ -131,6 +131,14 @@ def run_service(
     return elapsed, runner.compute_s
 
 
+def claimed(trial_id: int, workload: str, planned) -> ClaimedTrial:  # noqa: ANN001
+    """The record the dispatcher would send into Ray for a planned trial."""
+    return ClaimedTrial(
+        trial_id, 1, workload, planned.params, planned.seed, planned.execution,
+        planned.batch_key, planned.group_key, planned.theory_key,
+    )
+
+
 def direct_time(spec: dict, *, per_trial: bool) -> float:
     """The same computations in this process, grouped as the dispatcher would.
 
@@ -138,14 +146,14 @@ def direct_time(spec: dict, *, per_trial: bool) -> float:
     shared by every seed and batch that needs it.
     """
     planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings(max_trials=10**6))
-    items = [TrialItem(i, t.params, t.seed, t.execution) for i, t in enumerate(planned)]
     workload = spec["workload"]
+    items = [claimed(i, workload, t) for i, t in enumerate(planned)]
     computed: set[str] = set()
 
-    def wanted_for(chunk: list[TrialItem]) -> dict[int, str]:
+    def wanted_for(chunk: list[ClaimedTrial]) -> dict[int, str]:
         wanted = {}
         for item in chunk:
-            key = planned[item.trial_id].theory_key
+            key = item.theory_key
             if key and (key not in computed or workload == "dln_theory"):
                 wanted[item.trial_id] = key
                 computed.add(key)
@@ -156,7 +164,7 @@ def direct_time(spec: dict, *, per_trial: bool) -> float:
         for item in items:
             execute_batch(workload, [item], wanted_for([item]))
     else:
-        groups: dict[str, list[TrialItem]] = defaultdict(list)
+        groups: dict[str, list[ClaimedTrial]] = defaultdict(list)
         for item, trial in zip(items, planned, strict=True):
             groups[trial.batch_key].append(item)
         for members in groups.values():
@@ -187,7 +195,7 @@ def warm_up(runner: RayRunner) -> None:
 
     spec = theory_spec(80)
     planned = expand_spec(SweepSpec.model_validate(spec), LimitSettings())[:2]
-    items = [TrialItem(i, t.params, t.seed, t.execution) for i, t in enumerate(planned)]
+    items = [claimed(i, "dln_theory", t) for i, t in enumerate(planned)]
     handle = runner.submit(
         "dln_theory", items, {i: t.theory_key for i, t in enumerate(planned)}, 0.0
     )
@@ -195,7 +203,7 @@ def warm_up(runner: RayRunner) -> None:
     finetune = expand_spec(SweepSpec.model_validate(finetune_spec(100)), LimitSettings())[:1]
     ray.get(
         runner.submit(
-            "dln_finetune", [TrialItem(0, finetune[0].params, 0, finetune[0].execution)], {}, 0.0
+            "dln_finetune", [claimed(0, "dln_finetune", finetune[0])], {}, 0.0
         )
     )
 

@@ -11,7 +11,6 @@ import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,21 +20,11 @@ from api_schemas.spec import Axis, SweepSpec
 from api_schemas.workloads import WORKLOAD_SCHEMAS
 from service.errors import SpecRejected
 from service.settings import LimitSettings
+from workers.records import PlannedTrial
 from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
 _NON_NUMERIC_EXECUTION = ("device", "num_gpus")
-
-
-@dataclass(frozen=True)
-class PlannedTrial:
-    key: str
-    batch_key: str
-    group_key: str
-    theory_key: str | None
-    params: dict[str, Any]
-    seed: int | None
-    execution: dict[str, Any]
 
 
 def canonical_hash(payload: Any) -> str:

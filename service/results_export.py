@@ -20,53 +20,42 @@ import pyarrow.parquet as pq
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.store.result_filters import ExportQuery
-from service.store.results import iter_export_chunks
+from service.store.result_filters import INTEGER_COLUMNS, PARAM_COLUMNS, ExportQuery
+from service.store.results import EXPORT_COLUMNS, iter_export_chunks
 
-_STRING, _FLOAT, _INT = pa.string(), pa.float64(), pa.int64()
-# Column order and Parquet types; the CSV header uses the same names.
-SCHEMA = pa.schema(
-    [
-        ("trial_id", _INT),
-        ("key", _STRING),
-        ("workload", _STRING),
-        ("c_pt", _FLOAT),
-        ("lambda_pt", _FLOAT),
-        ("gamma_ft", _FLOAT),
-        ("rho_pt", _FLOAT),
-        ("rho_ft", _FLOAT),
-        ("omega", _FLOAT),
-        ("alpha", _FLOAT),
-        ("a_pt", _FLOAT),
-        ("sigma0", _FLOAT),
-        ("D", _INT),
-        ("seed", _INT),
-        ("status", _STRING),
-        ("gen_error_sim", _FLOAT),
-        ("gen_error_theory", _FLOAT),
-        ("gen_error_asymptotic", _FLOAT),
-        ("residual_theory", _FLOAT),
-        ("residual_asymptotic", _FLOAT),
-        ("regime_theory", _STRING),
-        ("regime_empirical", _STRING),
-        ("l_order_theory", _FLOAT),
-        ("pd_theory", _FLOAT),
-        ("l_order_empirical", _FLOAT),
-        ("pd_empirical", _FLOAT),
-        ("classifier_version", _STRING),
-        ("diverged", pa.bool_()),
-        ("stop_reason", _STRING),
-        ("wall_time_s", _FLOAT),
-        ("device", _STRING),
-        ("dtype", _STRING),
-        ("code_version", _STRING),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-        ("params", _STRING),
-        ("metrics", _STRING),
+# Parquet types by column kind; JSON columns are written as compact JSON text.
+_ARROW_TYPES = {
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "str": pa.string(),
+    "bool": pa.bool_(),
+    "json": pa.string(),
+    "datetime": pa.timestamp("us", tz="UTC"),
+}
+_IDENTITY = (("trial_id", "int"), ("key", "str"), ("workload", "str"))
+_PARAM_KINDS = {name: "int" if name in INTEGER_COLUMNS else "float" for name in PARAM_COLUMNS}
+
+
+def _export_schema() -> pa.Schema:
+    """Column order and types of the export (``results.export_columns``' order), from
+    the column definitions: identity, typed parameters, status, result columns."""
+    scalars = [(c.name, c.kind) for c in EXPORT_COLUMNS if c.kind != "json"]
+    documents = [(c.name, c.kind) for c in EXPORT_COLUMNS if c.kind == "json"]
+    kinds = [
+        *_IDENTITY,
+        *_PARAM_KINDS.items(),
+        ("status", "str"),
+        *scalars,
+        ("params", "json"),
+        *documents,
     ]
-)
+    return pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in kinds])
+
+
+SCHEMA = _export_schema()
 COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
-_JSON_COLUMNS = ("params", "metrics")
+_JSON_COLUMNS = ("params", *(c.name for c in EXPORT_COLUMNS if c.kind == "json"))
+_TIME_COLUMNS = tuple(c.name for c in EXPORT_COLUMNS if c.kind == "datetime")
 _SPOOL_BYTES = 64 * 1024 * 1024
 _READ_BYTES = 1024 * 1024
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
@@ -108,7 +97,7 @@ def _record_batch(chunk: list[dict[str, Any]]) -> pa.RecordBatch:
         values = [row[name] for row in chunk]
         if name in _JSON_COLUMNS:
             values = [_json(value) for value in values]
-        elif name == "finished_at":
+        elif name in _TIME_COLUMNS:
             values = [value.astimezone(UTC) if value else None for value in values]
         arrays[name] = values
     return pa.RecordBatch.from_pydict(arrays, schema=SCHEMA)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from service.settings import RaySettings
+from workers.records import BatchOutput, ClaimedTrial
 from workers.runtime import (
     PROGRESS_ACTOR,
     THREAD_ENV,
@@ -21,7 +23,6 @@ from workers.runtime import (
     execute_batch,
     make_remote,
 )
-from workers.workloads import BatchOutput, TrialItem
 
 log = logging.getLogger("sweeps.runners")
 
@@ -109,13 +110,19 @@ class RayRunner:
         return "local" if self._started_here else f"cluster {self.settings.address}"
 
     def submit(
-        self, workload: str, items: list[TrialItem], theory_wanted: dict[int, str], gpus: float
+        self,
+        workload: str,
+        trials: Sequence[ClaimedTrial],
+        theory_wanted: Mapping[int, str],
+        gpus: float,
+        *,
+        theory_only: bool = False,
     ) -> Any:
         remote = self._remotes.get(gpus)
         if remote is None:
             remote = self._remotes[gpus] = make_remote(gpus)
         board = PROGRESS_ACTOR if self._board is not None else None
-        return remote.remote(workload, items, theory_wanted, board)
+        return remote.remote(workload, list(trials), dict(theory_wanted), board, theory_only)
 
     def progress(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
         """Latest reports of these trials (empty when the actor does not answer)."""
@@ -162,12 +169,27 @@ class InlineRunner:
     def __init__(self) -> None:
         self.board = ProgressBoard()
 
+    def start(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
     def submit(
-        self, workload: str, items: list[TrialItem], theory_wanted: dict[int, str], gpus: float
+        self,
+        workload: str,
+        trials: Sequence[ClaimedTrial],
+        theory_wanted: Mapping[int, str],
+        gpus: float,
+        *,
+        theory_only: bool = False,
     ) -> Future:
         future: Future = Future()
         try:
-            future.set_result(execute_batch(workload, items, theory_wanted, self.board.report))
+            output = execute_batch(
+                workload, trials, theory_wanted, self.board.report, theory_only=theory_only
+            )
+            future.set_result(output)
         except Exception as exc:  # noqa: BLE001 - reported through the future
             future.set_exception(exc)
         return future

@@ -44,6 +44,18 @@ class DispatchSettings(BaseModel):
     hard_limit_grace_seconds: float = Field(
         default=60.0, ge=0, description="added to the hard time limit of a batch"
     )
+    persist_max_tries: int = Field(
+        default=8, ge=1, description="tries of a result write before it is dropped (leases expire)"
+    )
+    persist_backoff_seconds: float = Field(
+        default=0.2, gt=0, description="first wait before retrying a failed result write"
+    )
+    persist_max_backoff_seconds: float = Field(
+        default=5.0, gt=0, description="longest wait between retries of a result write"
+    )
+    theory_reconcile_seconds: float = Field(
+        default=2.0, gt=0, description="how often replica values finished trials lack are sought"
+    )
 
 
 class RaySettings(BaseModel):

@@ -10,11 +10,13 @@ from collections import Counter
 from sqlalchemy.orm import Session
 
 from api_schemas.spec import SweepSpec
+from api_schemas.statuses import TrialStatus
 from api_schemas.wire import SweepPlan, SweepRead
 from service.errors import IdempotencyConflict, SpecRejected
-from service.expand import PlannedTrial, expand_spec, spec_hash
+from service.expand import expand_spec, spec_hash
 from service.settings import Settings
 from service.store import sweeps as sweep_store
+from workers.records import AdmissionProblem, PlannedTrial
 from workers.workloads import WORKLOADS, AdmissionContext
 
 
@@ -30,23 +32,40 @@ def admission_context(settings: Settings) -> AdmissionContext:
     )
 
 
-def admit(spec: SweepSpec, planned: list[PlannedTrial], settings: Settings) -> None:
-    """Run the workload's submit-time checks (dataset present, GPUs in the cluster,
-    step limits); any error rejects the whole spec with 422 before anything is written."""
-    check = WORKLOADS[spec.workload].admission_errors
-    if check is None or not planned:
-        return
-    context = admission_context(settings)
+def _setting_env_var(setting: str) -> str:
+    """``limits.max_steps`` → ``SWEEPS_LIMITS__MAX_STEPS`` (pydantic-settings' naming)."""
+    return "SWEEPS_" + "__".join(part.upper() for part in setting.split("."))
+
+
+def admission_errors(problems: list[AdmissionProblem]) -> list[dict]:
+    """A workload's neutral admission problems as 422 error items (field path under
+    ``body``, the environment variable behind a limit named in the message)."""
     errors: list[dict] = []
     seen: set[str] = set()
+    for problem in problems:
+        message = problem.message
+        if problem.setting:
+            message = f"{message} ({_setting_env_var(problem.setting)})"
+        error = {"loc": ["body", *problem.field], "msg": message, "type": problem.kind}
+        signature = f"{error['loc']}|{message}"
+        if signature not in seen:
+            seen.add(signature)
+            errors.append(error)
+    return errors
+
+
+def admit(spec: SweepSpec, planned: list[PlannedTrial], settings: Settings) -> None:
+    """Run the workload's submit-time checks (dataset present, GPUs in the cluster,
+    step limits); any problem rejects the whole spec with 422 before anything is written."""
+    if not planned:
+        return
+    workload = WORKLOADS[spec.workload]
+    context = admission_context(settings)
+    problems: list[AdmissionProblem] = []
     for trial in {t.key: t for t in planned}.values():
-        for error in check(trial.params, trial.execution, context):
-            signature = f"{error['loc']}|{error['msg']}"
-            if signature not in seen:
-                seen.add(signature)
-                errors.append(error)
-    if errors:
-        raise SpecRejected(errors)
+        problems += workload.admission_problems(trial.params, trial.execution, context)
+    if problems:
+        raise SpecRejected(admission_errors(problems))
 
 
 def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPlan:
@@ -55,8 +74,9 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     admit(spec, planned, settings)
     unique = {trial.key: trial for trial in planned}
     stored = sweep_store.existing_trials(session, list(unique))
-    cached = sum(1 for key in unique if stored.get(key, (0, ""))[1] == "succeeded")
-    new = [trial for key, trial in unique.items() if stored.get(key, (0, ""))[1] != "succeeded"]
+    done = TrialStatus.SUCCEEDED
+    cached = sum(1 for key in unique if stored.get(key, (0, ""))[1] == done)
+    new = [trial for key, trial in unique.items() if stored.get(key, (0, ""))[1] != done]
     workload = WORKLOADS[spec.workload]
     batch_sizes = Counter(trial.batch_key for trial in new)
     batch_size = settings.dispatch.batch_size

@@ -1,21 +1,24 @@
 """Thin Ray adapters around the pure workload functions.
 
-``execute_batch`` is the whole contract: frozen items in, a :class:`BatchOutput` out,
-no database, no HTTP.  ``run_batch_remote`` is the same function as a Ray task.  Torch
-is pinned to one thread per worker process: on small machines its OpenMP threads
-spin-wait and stall when another process holds the other core (10–100× slowdowns), so
-we parallelize across Ray workers instead.
+``execute_batch`` is the whole contract: frozen :class:`~workers.records.ClaimedTrial`
+records in, a :class:`~workers.records.BatchOutput` of typed outcomes out; no database,
+no HTTP.  ``make_remote`` wraps the same function as a Ray task.  Torch is pinned to one
+thread per worker process: on small machines its OpenMP threads spin-wait and stall when
+another process holds the other core (10–100× slowdowns), so we parallelize across Ray
+workers instead.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workers.envelope import envelope
-from workers.workloads import WORKLOADS, BatchOutput, ProgressFn, TrialItem
+from workers.records import BatchOutput, ClaimedTrial
+from workers.workloads import WORKLOADS, ProgressFn
 
 # Set before torch/numpy import in a fresh worker process.
 THREAD_ENV = {
@@ -60,27 +63,34 @@ class ProgressBoard:
 
 def execute_batch(
     workload: str,
-    items: Sequence[TrialItem],
-    theory_wanted: dict[int, str],
+    trials: Sequence[ClaimedTrial],
+    theory_wanted: Mapping[int, str],
     progress: ProgressFn | None = None,
+    *,
+    theory_only: bool = False,
 ) -> BatchOutput:
-    """Evaluate one batch of trials of one workload; stamp each record's envelope.
+    """Evaluate one batch of trials of one workload; stamp each outcome's envelope.
 
     An exception here means the *batch* failed (the dispatcher splits and retries);
     per-trial numerical trouble (divergence, NaN, out of memory, time limit) comes back
-    as a flagged record.  ``progress(trial_id, payload)`` receives progress reports of
-    workloads that make them.
+    as a flagged outcome.  ``progress(trial_id, payload)`` receives progress reports of
+    workloads that make them.  ``theory_only`` computes just the replica values the
+    batch is asked for (a replica value whose first batch failed, or one lost earlier).
     """
     pin_threads()
     started = time.perf_counter()
     spec = WORKLOADS[workload]
-    if spec.accepts_progress:
-        output = spec.run(items, theory_wanted, progress=progress)
+    if theory_only:
+        output = spec.theory_only(trials, theory_wanted)
     else:
-        output = spec.run(items, theory_wanted)
-    for record in output.records:
-        record["envelope"] = envelope(record.get("device") or "cpu", record.get("dtype") or "")
-        record["code_version"] = record["envelope"]["code_version"]
+        output = spec.run(trials, theory_wanted, progress if spec.accepts_progress else None)
+    stamped = []
+    for outcome in output.outcomes:
+        stamp = envelope(outcome.device or "cpu", outcome.dtype or "")
+        stamped.append(
+            dataclasses.replace(outcome, envelope=stamp, code_version=stamp["code_version"])
+        )
+    output.outcomes = tuple(stamped)
     output.wall_time_s = time.perf_counter() - started
     return output
 
@@ -102,15 +112,16 @@ def ray_progress_reporter(actor_name: str) -> ProgressFn | None:
 
 def execute_batch_on_ray(
     workload: str,
-    items: Sequence[TrialItem],
-    theory_wanted: dict[int, str],
+    trials: Sequence[ClaimedTrial],
+    theory_wanted: Mapping[int, str],
     progress_actor: str | None = None,
+    theory_only: bool = False,
 ) -> BatchOutput:
     """``execute_batch`` inside a Ray worker, reporting progress to ``progress_actor``."""
     progress = None
-    if progress_actor and WORKLOADS[workload].accepts_progress:
+    if progress_actor and WORKLOADS[workload].accepts_progress and not theory_only:
         progress = ray_progress_reporter(progress_actor)
-    return execute_batch(workload, items, theory_wanted, progress)
+    return execute_batch(workload, trials, theory_wanted, progress, theory_only=theory_only)
 
 
 def make_remote(num_gpus: float = 0.0):  # noqa: ANN201 - returns a Ray remote function

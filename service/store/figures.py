@@ -13,28 +13,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api_schemas.result_columns import SCALAR_COLUMNS
 from service.errors import NoResultsYet, SweepNotFound
 from service.store import results as results_store
 from service.store import sweeps as sweep_store
 from service.store.models import Sweep, Trial
 from service.store.result_filters import ResultFilter
 
-# Result columns a figure or report reads, beside the parameters.
-RECORD_COLUMNS = (
-    "workload",
-    "seed",
-    "gen_error_sim",
-    "gen_error_theory",
-    "gen_error_asymptotic",
-    "regime_theory",
-    "regime_empirical",
-    "l_order_theory",
-    "pd_theory",
-    "l_order_empirical",
-    "pd_empirical",
-    "diverged",
-    "stop_reason",
-)
+# Result columns a figure or report reads, beside the parameters: every scalar one.
+RECORD_COLUMNS = ("workload", "seed", *SCALAR_COLUMNS)
 MAX_RECORDS = 200_000
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +43,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# The partial index of the theory reconciler (service/dispatch/theory_ledger.py).
+MISSING_THEORY_WHERE = (
+    "status = 'succeeded' AND gen_error_asymptotic IS NULL AND theory_key IS NOT NULL"
+)
 
 # BigInteger ids on PostgreSQL, but SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -107,7 +113,7 @@ class Trial(Base):
     dim: Mapped[int | None] = mapped_column("D", Integer, index=True)
     seed: Mapped[int | None] = mapped_column(Integer, index=True)
 
-    # Scheduling state; changed only through service/transitions.py.
+    # Scheduling state; changed only through service/store/transitions.py.
     status: Mapped[str] = mapped_column(String(16))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -153,6 +159,13 @@ class Trial(Base):
         Index("ix_trials_workload_batch", "workload", "batch_key"),
         # sort=±gen_error_sim among succeeded trials (migration 0002 explains why).
         Index("ix_trials_status_gen_error_sim", "status", "gen_error_sim", "id"),
+        # Succeeded trials still waiting for their shared replica value (migration 0004).
+        Index(
+            "ix_trials_missing_theory",
+            "theory_key",
+            sqlite_where=text(MISSING_THEORY_WHERE),
+            postgresql_where=text(MISSING_THEORY_WHERE),
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from service import transitions
+from service.store import transitions
 from service.store.models import SweepTrial, Trial
 
 RUNNING_SHOWN = 100

@@ -28,35 +28,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from api_schemas.result_columns import FILTER_COLUMNS
+from api_schemas.statuses import TrialStatus
 from api_schemas.wire import REGIMES, TRIAL_STATUSES
+from api_schemas.workloads import TYPED_PARAMETERS
 from service.errors import BadCursor, BadQuery
 
 # Query name -> ORM attribute of ``Trial`` (the column "D" is the attribute ``dim``).
 PARAM_COLUMNS: dict[str, str] = {
-    "c_pt": "c_pt",
-    "lambda_pt": "lambda_pt",
-    "gamma_ft": "gamma_ft",
-    "rho_pt": "rho_pt",
-    "rho_ft": "rho_ft",
-    "omega": "omega",
-    "alpha": "alpha",
-    "a_pt": "a_pt",
-    "sigma0": "sigma0",
-    "D": "dim",
-    "seed": "seed",
+    name: "dim" if name == "D" else name for name in TYPED_PARAMETERS
 }
-RESULT_COLUMNS: tuple[str, ...] = (
-    "gen_error_sim",
-    "gen_error_theory",
-    "gen_error_asymptotic",
-    "residual_theory",
-    "residual_asymptotic",
-    "l_order_theory",
-    "pd_theory",
-    "l_order_empirical",
-    "pd_empirical",
-    "wall_time_s",
-)
+# Numeric result columns are range filters and sort keys (api_schemas.result_columns).
+RESULT_COLUMNS: tuple[str, ...] = FILTER_COLUMNS
 RANGE_COLUMNS: dict[str, str] = {**PARAM_COLUMNS, **{name: name for name in RESULT_COLUMNS}}
 INTEGER_COLUMNS = frozenset({"D", "seed"})
 OPERATORS: tuple[str, ...] = ("gt", "ge", "lt", "le", "eq")
@@ -64,7 +47,7 @@ SORT_COLUMNS: tuple[str, ...] = ("id", *RANGE_COLUMNS)
 GROUP_COLUMNS: tuple[str, ...] = (*PARAM_COLUMNS, "workload")
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 DEFAULT_LIMIT = 100
-DEFAULT_STATUSES: tuple[str, ...] = ("succeeded",)
+DEFAULT_STATUSES: tuple[str, ...] = (TrialStatus.SUCCEEDED.value,)
 
 _FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id")
 _RANGE_NAMES = tuple(f"{column}_{op}" for column in RANGE_COLUMNS for op in OPERATORS)

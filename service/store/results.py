@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, true, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
+from api_schemas.result_columns import PAGE_COLUMNS, RESULT_COLUMNS
 from api_schemas.wire import ResultPage, ResultRead, Summary, SummaryRow
 from service.errors import BadQuery, SweepNotFound
 from service.store.models import Sweep, SweepTrial, Trial
@@ -36,6 +37,7 @@ from service.store.result_filters import (
 )
 
 MAX_SUMMARY_GROUPS = 10_000
+EXPORT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c.in_export)
 EXPORT_CHUNK_ROWS = 5000
 
 _OPS = {
@@ -46,22 +48,8 @@ _OPS = {
     "eq": lambda c, v: c == v,
 }
 
-# What a result page returns, in ResultRead's names.
-# The result beside its theory predictions and regimes: read by the list endpoint and
-# written by the export, in this order.
-RESULT_FIELDS = (
-    Trial.gen_error_sim,
-    Trial.gen_error_theory,
-    Trial.gen_error_asymptotic,
-    Trial.residual_theory,
-    Trial.residual_asymptotic,
-    Trial.regime_theory,
-    Trial.regime_empirical,
-    Trial.l_order_theory,
-    Trial.pd_theory,
-    Trial.l_order_empirical,
-    Trial.pd_empirical,
-)
+# The page's columns and the export's, in order, from the one definition of the result
+# (api_schemas.result_columns): identity, then the result beside its theory predictions.
 READ_COLUMNS = (
     Trial.id.label("trial_id"),
     Trial.key,
@@ -69,12 +57,7 @@ READ_COLUMNS = (
     Trial.status,
     Trial.params,
     Trial.seed,
-    *RESULT_FIELDS,
-    Trial.diverged,
-    Trial.stop_reason,
-    Trial.metrics,
-    Trial.envelope,
-    Trial.finished_at,
+    *(getattr(Trial, c.name) for c in PAGE_COLUMNS),
 )
 
 
@@ -212,9 +195,11 @@ def list_results(session: Session, query: ListQuery) -> ResultPage:
     for row in rows[: query.limit]:
         values = dict(row._mapping)
         values.pop("sort_value")
-        values["finished_at"] = _utc(values["finished_at"])
-        values["metrics"] = values["metrics"] or {}
-        values["envelope"] = values["envelope"] or {}
+        for result_column in PAGE_COLUMNS:
+            if result_column.kind == "json":
+                values[result_column.name] = values[result_column.name] or {}
+            elif result_column.kind == "datetime":
+                values[result_column.name] = _utc(values[result_column.name])
         items.append(ResultRead.model_validate(values))
     next_cursor = None
     if len(rows) > query.limit:
@@ -333,7 +318,9 @@ def iter_export_chunks(
             for row in rows:
                 values = dict(row._mapping)
                 values.pop("sort_value")
-                values["finished_at"] = _utc(values["finished_at"])
+                for result_column in EXPORT_COLUMNS:
+                    if result_column.kind == "datetime":
+                        values[result_column.name] = _utc(values[result_column.name])
                 chunk.append(values)
             yield chunk
     finally:
@@ -342,23 +329,18 @@ def iter_export_chunks(
 
 
 def export_columns() -> list[Any]:
-    """Export columns in order: identity, typed params, results, regimes, status, JSON."""
+    """Export columns in order: identity, typed params, status, the scalar result columns
+    (``RESULT_COLUMNS`` order), then ``params`` and the JSON result columns as text."""
     params = [column(name).label(name) for name in PARAM_COLUMNS]
+    scalars = [c for c in EXPORT_COLUMNS if c.kind != "json"]
+    documents = [c for c in EXPORT_COLUMNS if c.kind == "json"]
     return [
         Trial.id.label("trial_id"),
         Trial.key,
         Trial.workload,
         *params,
         Trial.status,
-        *RESULT_FIELDS,
-        Trial.classifier_version,
-        Trial.diverged,
-        Trial.stop_reason,
-        Trial.wall_time_s,
-        Trial.device,
-        Trial.dtype,
-        Trial.code_version,
-        Trial.finished_at,
+        *(getattr(Trial, c.name) for c in scalars),
         Trial.params,
-        Trial.metrics,
+        *(getattr(Trial, c.name) for c in documents),
     ]

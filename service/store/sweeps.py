@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from api_schemas.spec import SweepSpec
+from api_schemas.statuses import SweepStatus
 from api_schemas.wire import (
     RunningTrial,
     SweepCounts,
@@ -24,12 +25,12 @@ from api_schemas.wire import (
     TrialPage,
     TrialRead,
 )
-from service import transitions
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
-from service.expand import PlannedTrial
+from service.store import transitions
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from service.store.typed import typed_columns
+from workers.records import PlannedTrial
 
 _CHUNK = 2000
 
@@ -203,7 +204,7 @@ def _to_read(
     done = sum(counts.get(state, 0) for state in transitions.FINAL_STATES)
     throughput = eta = None
     finished_at = None
-    if with_spec or status not in ("pending",):
+    if with_spec or status != SweepStatus.PENDING:
         first_start, last_finish = _timing(session, sweep.id)
         first_start, last_finish = _as_utc(first_start), _as_utc(last_finish)
         computed = done - sweep.cached_count

@@ -1,17 +1,24 @@
-"""Trial data access for the dispatcher: theory predictions, leases, result rows."""
+"""Trial data access for the dispatcher: replica predictions, statuses, counts.
+
+Status changes and lease writes live in ``service.store.transitions``; this module reads
+trials and writes only the shared theory (``theory_predictions`` and the replica
+backfill of finished trials).  Rows never leave: callers get plain values or
+:class:`~workers.records.ClaimedTrial` records.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from service import transitions
+from api_schemas.result_columns import residual
+from service.store import transitions
 from service.store.models import TheoryPrediction, Trial
+from workers.records import ClaimedTrial, TheoryValue
 
 _CHUNK = 2000
 
@@ -21,7 +28,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-def stored_theory(session: Session, keys: Iterable[str]) -> dict[str, float | None]:
+def stored_theory(session: Session, keys: Iterable[str | None]) -> dict[str, float | None]:
     """``{theory key: gen_error}`` for the replica predictions already stored."""
     unique = list({key for key in keys if key})
     found: dict[str, float | None] = {}
@@ -35,7 +42,7 @@ def stored_theory(session: Session, keys: Iterable[str]) -> dict[str, float | No
     return found
 
 
-def save_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> None:
+def save_theory(session: Session, predictions: Mapping[str, TheoryValue]) -> None:
     """Insert replica predictions; a key already stored keeps its first value."""
     if not predictions:
         return
@@ -43,9 +50,9 @@ def save_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> Non
     rows = [
         {
             "theory_key": key,
-            "gen_error": value.get("gen_error"),
-            "reliable": value.get("reliable"),
-            "details": value.get("details"),
+            "gen_error": value.gen_error,
+            "reliable": value.reliable,
+            "details": value.details,
             "created_at": now,
         }
         for key, value in predictions.items()
@@ -56,34 +63,104 @@ def save_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> Non
     )
 
 
-def backfill_theory(session: Session, predictions: dict[str, dict[str, Any]]) -> None:
-    """Copy newly computed replica values onto finished simulations that lack them.
+def backfill_theory(session: Session, values: Mapping[str, float | None]) -> int:
+    """Copy replica values (``{theory key: gen_error}``) onto succeeded trials that lack
+    them, with their residual; returns the rows changed.
 
-    The dispatcher asks one batch per theory key; trials of that key that finished
-    earlier in other batches were stored without it.  Only the shared theory columns
-    (the value and its residual) are filled, never the trial's own result or status.
+    A trial finished before its key's value landed (another batch was computing it) was
+    stored without it.  Only the shared theory columns are filled, never the trial's own
+    result or status, and only where they are still empty.
     """
+    known = {key: value for key, value in values.items() if key and value is not None}
+    if not known:
+        return 0
+    targets = []
+    for chunk in _chunks(list(known)):
+        targets += session.execute(
+            select(Trial.id, Trial.theory_key, Trial.gen_error_sim).where(
+                Trial.theory_key.in_(chunk),
+                Trial.status == transitions.SUCCEEDED,
+                Trial.gen_error_asymptotic.is_(None),
+            )
+        ).all()
+    if not targets:
+        return 0
     table = Trial.__table__
-    params = [
-        {"b_key": key, "b_value": value.get("gen_error")}
-        for key, value in predictions.items()
-        if value.get("gen_error") is not None
-    ]
-    if not params:
-        return
-    session.connection().execute(
+    statement = (
         update(table)
-        .where(
-            table.c.theory_key == bindparam("b_key"),
-            table.c.status == transitions.SUCCEEDED,
-            table.c.gen_error_asymptotic.is_(None),
-        )
+        .where(table.c.id == bindparam("b_id"), table.c.gen_error_asymptotic.is_(None))
         .values(
             gen_error_asymptotic=bindparam("b_value"),
-            residual_asymptotic=table.c.gen_error_sim - bindparam("b_value"),
-        ),
-        params,
+            residual_asymptotic=bindparam("b_residual"),
+        )
     )
+    params = [
+        {
+            "b_id": trial_id,
+            "b_value": known[key],
+            "b_residual": residual(sim, known[key]),
+        }
+        for trial_id, key, sim in targets
+    ]
+    session.connection().execute(statement, params)
+    return len(params)
+
+
+def missing_theory(
+    session: Session, exclude: Iterable[str], limit: int
+) -> tuple[dict[str, float | None], list[ClaimedTrial]]:
+    """Succeeded trials still waiting for a replica value (index ``ix_trials_missing_theory``).
+
+    Returns ``(stored, orphans)``: ``stored`` maps keys whose prediction row exists
+    (written by another dispatcher, or a value the backfill has not copied yet) to that
+    value; ``orphans`` holds one representative trial per key that has no prediction at
+    all and is not in ``exclude`` (keys some in-flight batch is computing).
+    """
+    excluded = set(exclude)
+    # A key whose stored prediction is itself empty (the solver gave no value) can never
+    # be filled: leave it out, so it cannot crowd the others out of the limit.
+    unfillable = exists().where(
+        TheoryPrediction.theory_key == Trial.theory_key, TheoryPrediction.gen_error.is_(None)
+    )
+    keys = list(
+        session.scalars(
+            select(Trial.theory_key)
+            .where(
+                Trial.status == transitions.SUCCEEDED,
+                Trial.gen_error_asymptotic.is_(None),
+                Trial.theory_key.is_not(None),
+                ~unfillable,
+            )
+            .group_by(Trial.theory_key)
+            .limit(limit + len(excluded))
+        )
+    )
+    keys = [key for key in keys if key not in excluded][:limit]
+    stored = stored_theory(session, keys)
+    orphan_keys = [key for key in keys if key not in stored]
+    orphans: list[ClaimedTrial] = []
+    if orphan_keys:
+        first = (
+            select(func.min(Trial.id))
+            .where(Trial.theory_key.in_(orphan_keys), Trial.status == transitions.SUCCEEDED)
+            .group_by(Trial.theory_key)
+        )
+        for row in session.scalars(select(Trial).where(Trial.id.in_(first))):
+            orphans.append(
+                ClaimedTrial(
+                    trial_id=row.id,
+                    attempt=row.attempts,
+                    workload=row.workload,
+                    params=dict(row.params),
+                    seed=row.seed,
+                    execution=dict(row.execution),
+                    batch_key=row.batch_key,
+                    group_key=row.group_key,
+                    theory_key=row.theory_key,
+                    priority=row.priority,
+                )
+            )
+    return stored, orphans
 
 
 def statuses(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
@@ -94,24 +171,6 @@ def statuses(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
         ):
             found[trial_id] = status
     return found
-
-
-def renew_leases(
-    session: Session, owner: str, trial_ids: Sequence[int], lease_seconds: float
-) -> None:
-    """Push the lease of trials this owner still runs ``lease_seconds`` into the future."""
-    expires = transitions.utcnow() + timedelta(seconds=lease_seconds)
-    for chunk in _chunks(list(trial_ids)):
-        session.execute(
-            update(Trial)
-            .where(
-                Trial.id.in_(chunk),
-                Trial.status == transitions.RUNNING,
-                Trial.lease_owner == owner,
-            )
-            .values(lease_expires_at=expires)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def active_count(session: Session) -> int:

@@ -12,16 +12,17 @@ import torch
 from sqlalchemy import func, select
 
 from api_schemas.spec import SweepSpec
-from service import transitions
 from service.dispatch import Dispatcher, group_into_batches
 from service.runners import InlineRunner
 from service.settings import DispatchSettings, Settings
 from service.store import sweeps as sweep_store
+from service.store import transitions
 from service.store.migrate import upgrade_to_head
 from service.store.models import Trial
 from service.store.session import make_engine, make_session_factory, session_scope
 from service.sweeps import submit_sweep
 from tests.service.factories import small_finetune_spec
+from workers.records import TrialOutcome
 
 SMALL = small_finetune_spec()
 
@@ -157,7 +158,7 @@ def test_expired_leases_return_to_pending_and_stale_owner_cannot_write(
     # The crashed owner's late write changes nothing: finished trials are immutable.
     with session_scope(factory) as session:
         changed = transitions.finish_running(
-            session, "crashed", [(t.id, {"status": "failed", "error": "late"}) for t in lost]
+            session, "crashed", [(t, TrialOutcome.failed("late")) for t in lost]
         )
     assert changed == 0
     done = read(factory, sweep.id)
@@ -200,7 +201,7 @@ def test_concurrent_dispatchers_claim_disjoint_trials(postgres_url) -> None:
         mine = transitions.claim_pending(first, "a", 3, 60, postgres=True)  # not committed
         theirs = transitions.claim_pending(second, "b", 6, 60, postgres=True)
         assert len(mine) == 3 and len(theirs) == 3
-        assert not {t.id for t in mine} & {t.id for t in theirs}
+        assert not {t.trial_id for t in mine} & {t.trial_id for t in theirs}
         first.commit()
         second.commit()
     finally:
@@ -210,13 +211,13 @@ def test_concurrent_dispatchers_claim_disjoint_trials(postgres_url) -> None:
 
 
 def test_cuda_batches_ask_ray_for_a_gpu(factory, database_url) -> None:
-    from service.dispatch import _gpus_for
+    from service.dispatch import gpus_for
 
     settings = settings_for(database_url)
     submit(factory, {**SMALL, "execution": {"device": "cuda"}}, settings)
     submit(factory, {**SMALL, "name": "cpu", "params": {**SMALL["params"], "c_pt": 0.5}}, settings)
     with session_scope(factory) as session:
-        gpus = {t.execution["device"]: _gpus_for(t) for t in session.scalars(select(Trial))}
+        gpus = {t.execution["device"]: gpus_for(t) for t in session.scalars(select(Trial))}
     assert gpus == {"cuda": 1.0, "cpu": 0.0}
 
 
@@ -278,7 +279,7 @@ def test_replica_value_reaches_every_seed_when_batches_finish_out_of_order(
         )
     # One replica solve per parameter set, not one per batch.
     assert len({row.theory_key for row in rows}) == 3
-    assert not dispatcher._theory_inflight and not dispatcher._theory_missing
+    assert not dispatcher.ledger.inflight_keys
 
 
 def test_from_scratch_lambda_has_no_effect_and_c_does(factory, database_url) -> None:

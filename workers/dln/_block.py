@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from workers.dln.simulate import GDJob, GDOptions
+    from workers.dln.gd_types import GDJob, GDOptions
 
 # (s-, s+, train loss, steps, stop reason)
 RawRecord = tuple[np.ndarray, np.ndarray, float, int, str]

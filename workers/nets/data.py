@@ -55,11 +55,11 @@ def resolve_cifar100_dir(path: str | Path) -> Path:
 def cifar100_problem(path: str | None) -> str | None:
     """None when ``path`` is a readable CIFAR-100 directory, else the reason it is not."""
     if not path:
-        return "no CIFAR-100 directory is configured (set SWEEPS_DATA__CIFAR100_DIR)"
+        return "no CIFAR-100 directory is configured"
     try:
         resolve_cifar100_dir(path)
     except FileNotFoundError as exc:
-        return f"{exc} (SWEEPS_DATA__CIFAR100_DIR)"
+        return str(exc)
     return None
 
 

@@ -99,6 +99,9 @@ def teacher_output(x: torch.Tensor, units: torch.Tensor, signs: torch.Tensor) ->
 class ReluProblem:
     workload = "relu_finetune"
     version = "relu-finetune-1"
+    config_class = ReluConfig
+    # Config fields filled from the deployment context rather than the trial's params.
+    context_fields: dict[str, str] = {}
 
     def __init__(
         self,

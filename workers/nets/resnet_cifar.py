@@ -99,6 +99,9 @@ def _images(array: np.ndarray, device: str) -> torch.Tensor:
 class CifarProblem(CrossEntropyProblem):
     workload = "resnet_cifar_finetune"
     version = "resnet-cifar-1"
+    config_class = CifarConfig
+    # The dataset directory is a deployment fact (SWEEPS_DATA__CIFAR100_DIR), not a param.
+    context_fields = {"data_dir": "cifar100_dir"}
 
     def __init__(
         self,

@@ -114,6 +114,8 @@ def group_of(name: str) -> str:
 class ModularProblem(CrossEntropyProblem):
     workload = "transformer_modular_finetune"
     version = "transformer-modular-1"
+    config_class = ModularConfig
+    context_fields: dict[str, str] = {}
 
     def __init__(
         self,

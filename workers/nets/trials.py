@@ -1,8 +1,9 @@
-"""One nonlinear trial: validated params + execution + seed in, a result record out.
+"""One nonlinear trial: validated params + execution + seed in, a :class:`TrialOutcome` out.
 
 This is the seam between the workload registry (``workers/workloads.py``) and the pure
-models: it builds the workload's :class:`~workers.nets.pipeline.FinetuneProblem`, runs
-it, and maps its metrics onto the store's result columns:
+models: it builds the workload's :class:`~workers.nets.pipeline.FinetuneProblem` (looked
+up in :data:`PROBLEMS` by the class's own ``workload`` name), runs it, and maps its
+metrics onto the result columns:
 
 - ``gen_error_sim`` = the fine-tuning **test loss** (MSE for ``relu_finetune``,
   cross-entropy for the two classifiers), so result filters, sorts and summaries work
@@ -24,9 +25,16 @@ from typing import Any
 from workers.envelope import resolve_device
 from workers.nets.checkpoints import CheckpointStore
 from workers.nets.pipeline import run_finetune
+from workers.nets.relu_mlp import ReluProblem
+from workers.nets.resnet_cifar import CifarProblem
 from workers.nets.training import OptimConfig, ProgressFn
+from workers.nets.transformer_modadd import ModularProblem
+from workers.records import TrialOutcome
 
-Record = dict[str, Any]
+# Every nonlinear workload, by the name its problem class declares.
+PROBLEMS: dict[str, type] = {
+    problem.workload: problem for problem in (ReluProblem, ModularProblem, CifarProblem)
+}
 
 
 def _optim(params: dict[str, Any], phase: str) -> OptimConfig:
@@ -44,10 +52,6 @@ def _optim(params: dict[str, Any], phase: str) -> OptimConfig:
     )
 
 
-def _fields(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    return {name: params[name] for name in names if name in params}
-
-
 def build_problem(
     workload: str,
     params: dict[str, Any],
@@ -57,27 +61,21 @@ def build_problem(
     amp: bool,
     context: dict[str, Any],
 ):  # noqa: ANN201 - one of the FinetuneProblem classes
-    pt, ft = _optim(params, "pt"), _optim(params, "ft")
-    if workload == "relu_finetune":
-        from workers.nets.relu_mlp import ReluConfig, ReluProblem
-
-        config = ReluConfig(**_fields(params, tuple(ReluConfig.__dataclass_fields__)))
-        return ReluProblem(config, seed, pt, ft, device=device, amp=amp)
-    if workload == "transformer_modular_finetune":
-        from workers.nets.transformer_modadd import ModularConfig, ModularProblem
-
-        config = ModularConfig(**_fields(params, tuple(ModularConfig.__dataclass_fields__)))
-        return ModularProblem(config, seed, pt, ft, device=device, amp=amp)
-    if workload == "resnet_cifar_finetune":
-        from workers.nets.resnet_cifar import CifarConfig, CifarProblem
-
-        data_dir = context.get("cifar100_dir")
-        if not data_dir:
-            raise ValueError("no CIFAR-100 directory configured (SWEEPS_DATA__CIFAR100_DIR)")
-        names = tuple(n for n in CifarConfig.__dataclass_fields__ if n != "data_dir")
-        config = CifarConfig(data_dir=data_dir, **_fields(params, names))
-        return CifarProblem(config, seed, pt, ft, device=device, amp=amp)
-    raise ValueError(f"unknown nonlinear workload {workload!r}")
+    """The problem of ``workload`` with its config taken from ``params`` (and, for the
+    fields its class names in ``context_fields``, from the deployment ``context``)."""
+    problem = PROBLEMS.get(workload)
+    if problem is None:
+        raise ValueError(f"unknown nonlinear workload {workload!r}")
+    from_context = {}
+    for name, key in problem.context_fields.items():
+        if not context.get(key):
+            raise ValueError(f"no {key} configured for {workload} (the deployment's {key})")
+        from_context[name] = context[key]
+    names = [n for n in problem.config_class.__dataclass_fields__ if n not in from_context]
+    config = problem.config_class(
+        **from_context, **{name: params[name] for name in names if name in params}
+    )
+    return problem(config, seed, _optim(params, "pt"), _optim(params, "ft"), device=device, amp=amp)
 
 
 def _json_safe(value: Any) -> Any:
@@ -98,8 +96,8 @@ def run_net_trial(
     execution: dict[str, Any],
     context: dict[str, Any],
     progress: ProgressFn | None = None,
-) -> Record:
-    """Run one trial and return its record (see the module docstring for the columns)."""
+) -> TrialOutcome:
+    """Run one trial and return its outcome (see the module docstring for the columns)."""
     import torch
 
     device = resolve_device(str(execution.get("device", "cpu")))
@@ -119,17 +117,13 @@ def run_net_trial(
             progress=progress,
         )
     )
-    return {
-        "status": "succeeded",
-        "gen_error_sim": metrics.get("test_loss"),
-        "regime_empirical": metrics.get("regime"),
-        "l_order_empirical": metrics.get("l_order"),
-        "pd_empirical": metrics.get("pd"),
-        "classifier_version": metrics.get("classifier_version"),
-        "diverged": bool(metrics.get("diverged")),
-        "stop_reason": metrics.get("stop_reason"),
-        "wall_time_s": metrics.get("wall_time_s"),
-        "device": device,
-        "dtype": "bfloat16-autocast" if amp else "float32",
-        "metrics": metrics,
-    }
+    return TrialOutcome.from_metrics(
+        metrics,
+        gen_error_sim=metrics.get("test_loss"),
+        regime_empirical=metrics.get("regime"),
+        l_order_empirical=metrics.get("l_order"),
+        pd_empirical=metrics.get("pd"),
+        diverged=bool(metrics.get("diverged")),
+        device=device,
+        dtype="bfloat16-autocast" if amp else "float32",
+    )

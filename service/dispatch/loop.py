@@ -1,0 +1,451 @@
+"""The dispatcher's loop: claim → batch → submit → collect → persist, one round at a time.
+
+One loop (a thread in the API process, or ``sweeps worker``) does, each round:
+
+1. returns trials with expired leases to pending (``transitions.expire_leases``);
+2. makes the store writes earlier rounds could not (``writes.WriteQueue``: a database
+   error delays a write, it never loses one);
+3. claims pending trials with a lease (``transitions.claim_pending``) and, only after the
+   claim is committed, submits **one Ray task per batch** (``batching``), asking the
+   theory ledger which replica values each batch computes (``theory_ledger``);
+4. collects finished batches: their outcomes are queued as one bulk write guarded by the
+   claims (so a dispatcher that lost its lease writes nothing), failures go through the
+   failure policy (``failures``: split, retry or fail);
+5. renews the leases of running batches and of results still waiting to be written,
+   cancels batches whose trials were all cancelled, stores progress and kills batches
+   past their hard limit (``progress``);
+6. now and then, computes replica values that finished trials still lack (a batch that
+   was asked for one ended without it, or a dispatcher died holding it).
+
+Every phase runs on its own: a failing phase is logged and the others still run, so one
+database error cannot stop leases from being renewed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.dispatch import failures
+from service.dispatch.batching import (
+    Batch,
+    batch_size_for,
+    gpus_for,
+    group_into_batches,
+    hard_limit_s,
+    split,
+)
+from service.dispatch.progress import overdue, overdue_message
+from service.dispatch.runner import BatchRunner
+from service.dispatch.theory_ledger import TheoryLedger
+from service.dispatch.writes import PendingWrite, WriteQueue
+from service.settings import Settings
+from service.store import progress as progress_store
+from service.store import transitions
+from service.store import trials as trial_store
+from service.store.session import session_scope
+from workers.records import BatchOutput, ClaimedTrial, TrialOutcome
+from workers.workloads import WORKLOADS
+
+log = logging.getLogger("sweeps.dispatch")
+
+
+@dataclass
+class InFlight:
+    """A submitted batch and its runner handle."""
+
+    batch: Batch
+    handle: Any
+    submitted_at: float = field(default_factory=time.monotonic)
+
+
+class Dispatcher:
+    """Drives batches of claimed trials through a :class:`BatchRunner` into the store."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        runner: BatchRunner,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.config = settings.dispatch
+        self.runner = runner
+        self.owner = owner or f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.postgres = session_factory.kw["bind"].dialect.name == "postgresql"
+        self.inflight: list[InFlight] = []
+        self.ledger = TheoryLedger(max_failures=self.config.max_attempts)
+        self.writes = WriteQueue(
+            self.config.persist_max_tries,
+            self.config.persist_backoff_seconds,
+            self.config.persist_max_backoff_seconds,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last: dict[str, float] = defaultdict(float)
+        self._last["renew"] = time.monotonic()
+        self.rounds = 0
+        self.last_error: str | None = None
+        self._round_failed = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=self.owner, daemon=True)
+        self._thread.start()
+
+    def stop(self, *, release: bool = True, timeout: float = 30.0) -> None:
+        """Stop the loop.  Results already computed are written first; ``release`` then
+        hands the trials still running back to pending at once; without it (a simulated
+        crash) they wait for their leases to expire."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if release:
+            self.writes.flush(self.session_factory, force=True)
+        for flight in self.inflight:
+            self.runner.cancel(flight.handle)
+        if release and self.inflight:
+            claims = [
+                t
+                for flight in self.inflight
+                for t in flight.batch.trials
+                if not flight.batch.theory_only
+            ]
+            try:
+                with session_scope(self.session_factory) as session:
+                    transitions.requeue_running(session, self.owner, claims, "dispatcher stopped")
+            except Exception:  # noqa: BLE001 - their leases expire instead
+                log.exception("could not release running trials; their leases will expire")
+        self.inflight = []
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            busy = self.step()
+            if not busy:
+                self._stop.wait(self.config.poll_seconds)
+
+    def run_until_idle(self, timeout: float = 600.0) -> None:
+        """Drive rounds in the caller's thread until no trial is pending or running, no
+        write waits and no finished trial lacks its replica value (a trial held by a dead
+        dispatcher counts until its lease expires)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.step()
+            if not self.inflight and not len(self.writes):
+                with session_scope(self.session_factory) as session:
+                    active = trial_store.active_count(session)
+                if active == 0 and not self._reconcile_theory():
+                    return
+            time.sleep(0.01)
+        raise TimeoutError("dispatcher did not become idle")
+
+    # -- one round ---------------------------------------------------------------------
+    def _phase(self, name: str, action: Callable[[], bool | None]) -> bool:
+        """Run one phase; an exception is logged and kept as ``last_error``."""
+        try:
+            return bool(action())
+        except Exception:  # noqa: BLE001 - one failing phase must not stop the others
+            self._round_failed = True
+            self.last_error = f"{name}: {traceback.format_exc(limit=5)}"
+            log.exception("dispatcher phase %s failed", name)
+            return False
+
+    def _due(self, name: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - self._last[name] < every:
+            return False
+        self._last[name] = now
+        return True
+
+    def step(self) -> bool:
+        """One round; returns whether it did any work."""
+        self.rounds += 1
+        busy = False
+        self._round_failed = False
+        if self._due("expire", min(5.0, self.config.lease_seconds / 4)):
+            self._phase("expire", self._expire_leases)
+        busy |= self._phase("writes", lambda: self.writes.flush(self.session_factory) > 0)
+        busy |= self._phase("claim", self._claim_and_submit)
+        busy |= self._phase("collect", self._collect)
+        held = self.inflight or len(self.writes)
+        if held and self._due("renew", self.config.lease_seconds / 3):
+            self._phase("renew", self._renew_leases)
+        if self.inflight and self._due("cancel", 1.0):
+            self._phase("cancel", self._drop_cancelled)
+        if self.inflight and self._due("progress", self.config.progress_poll_seconds):
+            self._phase("progress", self._store_progress)
+        if self._due("theory", self.config.theory_reconcile_seconds):
+            busy |= self._phase("theory", self._reconcile_theory)
+        if len(self.writes) and self.writes.last_error:
+            self.last_error = self.writes.last_error  # results wait for the database
+        elif not self._round_failed:
+            self.last_error = None
+        return busy
+
+    def _expire_leases(self) -> None:
+        with session_scope(self.session_factory) as session:
+            requeued, failed = transitions.expire_leases(session, self.config.max_attempts)
+        if requeued or failed:
+            log.warning("expired leases: %d requeued, %d failed", requeued, failed)
+
+    def _renew_leases(self) -> None:
+        claims = [t for f in self.inflight for t in f.batch.trials if not f.batch.theory_only]
+        claims += self.writes.claims()
+        with session_scope(self.session_factory) as session:
+            transitions.renew_leases(session, self.owner, claims, self.config.lease_seconds)
+
+    # -- claim and submit --------------------------------------------------------------
+    def _claim_and_submit(self) -> bool:
+        free = self.config.max_inflight_batches - len(self.inflight)
+        if free <= 0:
+            return False
+        with session_scope(self.session_factory) as session:
+            # Claim no more than the free batches hold, sized for the workload at the
+            # head of the queue (one trial per batch for the nonlinear workloads).
+            head = progress_store.next_pending_workload(session)
+            if head is None:
+                return False
+            limit = min(self.config.claim_size, free * batch_size_for(head, self.config.batch_size))
+            claimed = transitions.claim_pending(
+                session, self.owner, limit, self.config.lease_seconds, postgres=self.postgres
+            )
+            if not claimed:
+                return False
+            stored = trial_store.stored_theory(session, [t.theory_key for t in claimed])
+        # Enqueue after commit: the claim is durable before any work starts.
+        cluster_gpus = self.runner.cluster_gpus()
+        context = self._context()
+        by_workload: dict[str, list[ClaimedTrial]] = defaultdict(list)
+        for trial in claimed:
+            by_workload[trial.workload].append(trial)
+        for workload, trials in by_workload.items():
+            size = batch_size_for(workload, self.config.batch_size)
+            always = WORKLOADS[workload].theory_is_result
+            for members in group_into_batches(trials, size):
+                members = [_with_context(t, context) for t in members]
+                wanted = self.ledger.assign(members, stored, always=always)
+                batch = Batch(
+                    workload,
+                    tuple(members),
+                    wanted,
+                    gpus_for(members[0], cluster_gpus),
+                    self._hard_limit(members),
+                )
+                self._submit(batch)
+        return True
+
+    def _hard_limit(self, trials: list[ClaimedTrial]) -> float | None:
+        return hard_limit_s(
+            trials, self.config.hard_limit_factor, self.config.hard_limit_grace_seconds
+        )
+
+    def _context(self) -> dict[str, Any]:
+        """Deployment facts a trial needs (absolute paths: workers run elsewhere)."""
+        checkpoints, cifar = self.settings.checkpoints, self.settings.data.cifar100_dir
+        checkpoint_dir = None
+        if checkpoints.enabled and checkpoints.dir:
+            checkpoint_dir = str(Path(checkpoints.dir).expanduser().resolve())
+        return {
+            "checkpoint_dir": checkpoint_dir,
+            "cifar100_dir": str(Path(cifar).expanduser().resolve()) if cifar else None,
+        }
+
+    def _submit(self, batch: Batch) -> None:
+        self.ledger.own(batch.id, batch.theory_keys)
+        try:
+            handle = self.runner.submit(
+                batch.workload,
+                list(batch.trials),
+                dict(batch.theory_wanted),
+                batch.gpus,
+                theory_only=batch.theory_only,
+            )
+        except Exception as exc:  # noqa: BLE001 - a refused submit is a failed batch
+            self.ledger.release(batch.id)
+            self._handle_failure(batch, exc)
+            return
+        self.inflight.append(InFlight(batch, handle))
+
+    # -- collect and persist ---------------------------------------------------------
+    def _collect(self) -> bool:
+        if not self.inflight:
+            return False
+        timeout = 0.0 if len(self.inflight) < self.config.max_inflight_batches else 0.05
+        done = self.runner.wait([flight.handle for flight in self.inflight], timeout)
+        if not done:
+            return False
+        finished = [f for f in self.inflight if any(f.handle is h for h in done)]
+        self.inflight = [f for f in self.inflight if f not in finished]
+        self.runner.forget([i for f in finished for i in f.batch.ids])
+        for flight in finished:
+            try:
+                output = self.runner.result(flight.handle)
+            except Exception as exc:  # noqa: BLE001 - any batch failure is handled alike
+                self._handle_failure(flight.batch, exc)
+                continue
+            self._queue_persist(flight.batch, output)
+        return True
+
+    def _queue_persist(self, batch: Batch, output: BatchOutput) -> None:
+        """Queue the batch's results as one write; the ledger learns when it lands."""
+        owner = self.owner
+        if not batch.theory_only and len(output.outcomes) != len(batch.trials):
+            self._handle_failure(
+                batch,
+                RuntimeError(
+                    f"batch returned {len(output.outcomes)} outcomes for {len(batch.trials)} trials"
+                ),
+            )
+            return
+
+        def apply(session: Session) -> None:
+            trial_store.save_theory(session, output.theory)
+            if not batch.theory_only:
+                keys = [t.theory_key for t in batch.trials]
+                asymptotic = trial_store.stored_theory(session, keys)
+                pairs = list(zip(batch.trials, output.outcomes, strict=True))
+                transitions.finish_running(session, owner, pairs, asymptotic)
+            # Trials of these keys stored earlier without the value get it now.
+            trial_store.backfill_theory(
+                session, {key: value.gen_error for key, value in output.theory.items()}
+            )
+
+        def landed() -> None:
+            self.ledger.landed(output.theory)
+            self.ledger.release(batch.id)
+
+        self.writes.add(
+            PendingWrite(
+                f"results of batch {batch.id} ({len(batch.trials)} trials)",
+                apply,
+                claims=() if batch.theory_only else batch.trials,
+                on_done=landed,
+                on_dropped=lambda: self.ledger.release(batch.id),
+            )
+        )
+        self.writes.flush(self.session_factory)
+
+    def _handle_failure(self, batch: Batch, exc: BaseException) -> None:
+        """Split, retry or fail (``failures.decide``); theory the batch owned is freed."""
+        message = failures.describe(exc)
+        if batch.theory_only:
+            self.ledger.release(batch.id, failed=True)
+            self.last_error = f"replica batch {batch.id} failed: {message}"
+            log.warning("replica batch of %d keys failed: %s", len(batch.theory_keys), message)
+            return
+        decision = failures.decide(batch, exc, self.config.max_attempts)
+        if isinstance(decision, failures.Split):
+            log.warning("batch of %d failed (%s); splitting", len(batch.trials), message)
+            for part in split(
+                batch, self.config.hard_limit_factor, self.config.hard_limit_grace_seconds
+            ):
+                self.ledger.transfer(batch.id, part.id, part.theory_keys)
+                self._submit(part)
+            self.ledger.release(batch.id)
+            return
+        self.ledger.release(batch.id)
+        owner, trial = self.owner, decision.trial
+        if isinstance(decision, failures.Fail):
+            outcome = TrialOutcome.failed(decision.message)
+
+            def apply(session: Session) -> None:
+                transitions.finish_running(session, owner, [(trial, outcome)])
+
+            name = f"failure of trial {trial.trial_id}"
+        else:
+
+            def apply(session: Session) -> None:
+                transitions.requeue_running(session, owner, [trial], decision.message)
+
+            name = f"retry of trial {trial.trial_id}"
+        self.writes.add(PendingWrite(name, apply, claims=(trial,)))
+        self.writes.flush(self.session_factory)
+
+    # -- cancels, progress, hard limits ----------------------------------------------
+    def _drop_cancelled(self) -> None:
+        ids = [i for f in self.inflight if not f.batch.theory_only for i in f.batch.ids]
+        with session_scope(self.session_factory) as session:
+            status = trial_store.statuses(session, ids)
+        keep = []
+        for flight in self.inflight:
+            batch = flight.batch
+            if not batch.theory_only and all(
+                status.get(i) == transitions.CANCELLED for i in batch.ids
+            ):
+                self.runner.cancel(flight.handle)
+                self.runner.forget(batch.ids)
+                self.ledger.release(batch.id)
+            else:
+                keep.append(flight)
+        self.inflight = keep
+
+    def _store_progress(self) -> None:
+        """Copy running trials' latest reports into ``trials.progress``; kill batches
+        past their hard time limit."""
+        reports = self.runner.progress([i for f in self.inflight for i in f.batch.ids])
+        if reports:
+            with session_scope(self.session_factory) as session:
+                progress_store.save_progress(session, self.owner, reports)
+        late = overdue([f.batch for f in self.inflight], reports)
+        for flight in [f for f in self.inflight if f.batch in late]:
+            self._kill_overdue(flight)
+
+    def _kill_overdue(self, flight: InFlight) -> None:
+        batch = flight.batch
+        self.runner.cancel(flight.handle)
+        self.inflight = [f for f in self.inflight if f is not flight]
+        self.runner.forget(batch.ids)
+        self.ledger.release(batch.id)
+        message = overdue_message(
+            batch, self.config.hard_limit_factor, self.config.hard_limit_grace_seconds
+        )
+        log.warning("batch %s: %s", batch.ids, message)
+        owner, outcome = self.owner, TrialOutcome.failed(message)
+
+        def apply(session: Session) -> None:
+            transitions.finish_running(session, owner, [(t, outcome) for t in batch.trials])
+
+        self.writes.add(PendingWrite(f"hard-limit kill of batch {batch.id}", apply, batch.trials))
+        self.writes.flush(self.session_factory)
+
+    # -- replica values nobody is computing -------------------------------------------
+    def _reconcile_theory(self) -> bool:
+        """Backfill stored replica values onto finished trials that lack them, and submit
+        a theory-only batch for keys nobody computes; returns whether it did anything."""
+        if len(self.inflight) >= self.config.max_inflight_batches:
+            return False
+        exclude = self.ledger.inflight_keys | self.ledger.given_up()
+        with session_scope(self.session_factory) as session:
+            stored, orphans = trial_store.missing_theory(
+                session, exclude, limit=self.config.batch_size
+            )
+            filled = trial_store.backfill_theory(session, stored)
+        by_workload: dict[str, list[ClaimedTrial]] = defaultdict(list)
+        for trial in orphans:
+            by_workload[trial.workload].append(trial)
+        for workload, trials in by_workload.items():
+            wanted = {t.trial_id: t.theory_key for t in trials if t.theory_key}
+            log.info("computing %d replica values that finished trials lack", len(wanted))
+            self._submit(Batch(workload, tuple(trials), wanted, 0.0, None, theory_only=True))
+        return bool(filled or orphans)
+
+
+def _with_context(trial: ClaimedTrial, context: dict[str, Any]) -> ClaimedTrial:
+    return replace(trial, context=context)

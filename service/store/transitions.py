@@ -1,0 +1,324 @@
+"""The one place a trial's status changes.
+
+State machine (DESIGN.md): ``pending → running → succeeded | failed | cancelled``, with
+``running → pending`` only on lease expiry, retry or release, ``pending → cancelled``, and
+``failed | cancelled → pending`` when a new sweep asks for the trial again.  Every
+function here names its source states and its target, and :func:`_leaving` checks each
+pair against :data:`ALLOWED` before any SQL runs, so a transition outside the table is a
+programming error, not a silent write.
+
+Finished trials are immutable: every UPDATE is guarded by its source states and, for a
+running trial, by the claim that holds it (lease owner *and* attempt), so a late or
+duplicate write from a dispatcher that lost its lease changes nothing — even when the
+same dispatcher has re-claimed the trial since.  A sweep's status is derived from its
+trials (:func:`derive_sweep_status`), never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, bindparam, select, update
+from sqlalchemy.orm import Session
+
+from api_schemas.result_columns import residual
+from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
+from service.store.models import Trial
+from workers.records import ClaimedTrial
+
+# Plain strings of the enum's values: what the status column holds and drivers bind.
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    TrialStatus.PENDING.value,
+    TrialStatus.RUNNING.value,
+    TrialStatus.SUCCEEDED.value,
+    TrialStatus.FAILED.value,
+    TrialStatus.CANCELLED.value,
+)
+FINAL_STATES = frozenset(state.value for state in FINAL_TRIAL_STATES)
+ALLOWED: dict[str, frozenset[str]] = {
+    PENDING: frozenset({RUNNING, CANCELLED}),
+    RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, PENDING}),
+    SUCCEEDED: frozenset(),
+    # A failed or cancelled trial has no result; a *new* sweep that asks for it again
+    # revives it (``revive_trials``).  Its error and timings are reset, nothing else of a
+    # finished trial ever changes.
+    FAILED: frozenset({PENDING}),
+    CANCELLED: frozenset({PENDING}),
+}
+_CHUNK = 5000
+
+
+class IllegalTransition(RuntimeError):
+    """A store function asked for a move the table does not allow (a bug, not input)."""
+
+
+def sources_of(target: str) -> list[str]:
+    """States from which ``target`` may be entered."""
+    return sorted(state for state, targets in ALLOWED.items() if target in targets)
+
+
+def _leaving(sources: Iterable[str], target: str) -> ColumnElement[bool]:
+    """``status IN sources`` after checking every ``source → target`` against the table."""
+    states = sorted(set(sources))
+    illegal = [state for state in states if target not in ALLOWED[state]]
+    if illegal:
+        raise IllegalTransition(f"{', '.join(illegal)} → {target} is not in the table")
+    return Trial.status == states[0] if len(states) == 1 else Trial.status.in_(states)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _claimed(trial: Trial) -> ClaimedTrial:
+    return ClaimedTrial(
+        trial_id=trial.id,
+        attempt=trial.attempts,
+        workload=trial.workload,
+        params=dict(trial.params),
+        seed=trial.seed,
+        execution=dict(trial.execution),
+        batch_key=trial.batch_key,
+        group_key=trial.group_key,
+        theory_key=trial.theory_key,
+        priority=trial.priority,
+    )
+
+
+def claim_pending(
+    session: Session, owner: str, limit: int, lease_seconds: float, *, postgres: bool
+) -> list[ClaimedTrial]:
+    """pending → running for up to ``limit`` trials: highest priority first, then oldest.
+
+    On PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so
+    several dispatchers (API replicas) claim disjoint sets; on SQLite the write lock
+    serializes claims.  Each claimed trial gets a lease and one more attempt; the
+    returned records carry that attempt, which guards every later write of this claim.
+    """
+    now = utcnow()
+    candidates = (
+        select(Trial.id)
+        .where(Trial.status == PENDING)
+        .order_by(Trial.priority.desc(), Trial.id)
+        .limit(limit)
+    )
+    if postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    ids = list(session.scalars(candidates))
+    if not ids:
+        return []
+    session.execute(
+        update(Trial)
+        .where(Trial.id.in_(ids), _leaving([PENDING], RUNNING))
+        .values(
+            status=RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Trial.attempts + 1,
+            started_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.scalars(
+        select(Trial)
+        .where(Trial.id.in_(ids), Trial.status == RUNNING, Trial.lease_owner == owner)
+        .order_by(Trial.priority.desc(), Trial.id)
+        .execution_options(populate_existing=True)
+    )
+    claimed = [_claimed(row) for row in rows]
+    session.flush()
+    return claimed
+
+
+def _held_by_claim(table: Any) -> ColumnElement[bool]:
+    """The row is still held by the claim in the bound parameters (owner and attempt)."""
+    return and_(
+        table.c.id == bindparam("b_id"),
+        table.c.status == RUNNING,
+        table.c.lease_owner == bindparam("b_owner"),
+        table.c.attempts == bindparam("b_attempt"),
+    )
+
+
+def _executemany(session: Session, statement: Any, params: list[dict[str, Any]]) -> int:
+    if not params:
+        return 0
+    result = session.connection().execute(statement, params)
+    count = result.rowcount
+    return count if count is not None and count >= 0 else len(params)
+
+
+def finish_running(
+    session: Session,
+    owner: str,
+    finished: Sequence[tuple[ClaimedTrial, Any]],
+    asymptotic: Mapping[str, float | None] | None = None,
+) -> int:
+    """running → succeeded | failed for the given (claim, outcome) pairs, in bulk.
+
+    A succeeded outcome writes every outcome column; its replica value comes from the
+    outcome itself or from ``asymptotic`` (``{theory key: value}``, the shared ledger),
+    and the residuals are derived here.  A failed outcome writes its error.  Claims no
+    longer held (lease lost, re-claimed, cancelled) are left untouched: the write is
+    idempotent.  Returns the rows changed.
+    """
+    _leaving([RUNNING], SUCCEEDED)
+    _leaving([RUNNING], FAILED)
+    now = utcnow()
+    asymptotic = asymptotic or {}
+    succeeded, failed = [], []
+    for claim, outcome in finished:
+        guard = {"b_id": claim.trial_id, "b_owner": owner, "b_attempt": claim.attempt}
+        if not outcome.ok:
+            failed.append({**guard, "error": str(outcome.error)[:4000]})
+            continue
+        values = outcome.columns()
+        if values["gen_error_asymptotic"] is None and claim.theory_key:
+            values["gen_error_asymptotic"] = asymptotic.get(claim.theory_key)
+        sim = values["gen_error_sim"]
+        values["residual_theory"] = residual(sim, values["gen_error_theory"])
+        values["residual_asymptotic"] = residual(sim, values["gen_error_asymptotic"])
+        succeeded.append({**guard, **values, "error": None})
+    table = Trial.__table__
+    done = {"finished_at": now, "lease_owner": None, "lease_expires_at": None}
+    changed = 0
+    if succeeded:
+        columns = [name for name in succeeded[0] if not name.startswith("b_")]
+        statement = (
+            update(table)
+            .where(_held_by_claim(table))
+            .values(status=SUCCEEDED, **done, **{c: bindparam(c) for c in columns})
+        )
+        changed += _executemany(session, statement, succeeded)
+    if failed:
+        statement = (
+            update(table)
+            .where(_held_by_claim(table))
+            .values(status=FAILED, error=bindparam("error"), **done)
+        )
+        changed += _executemany(session, statement, failed)
+    return changed
+
+
+def requeue_running(
+    session: Session, owner: str, claims: Iterable[ClaimedTrial], error: str | None
+) -> int:
+    """running → pending for a retry or a release (attempts stay counted)."""
+    statement = (
+        update(Trial.__table__)
+        .where(_held_by_claim(Trial.__table__), _leaving([RUNNING], PENDING))
+        .values(status=PENDING, lease_owner=None, lease_expires_at=None, error=bindparam("error"))
+    )
+    message = error[:4000] if error else None
+    params = [
+        {"b_id": c.trial_id, "b_owner": owner, "b_attempt": c.attempt, "error": message}
+        for c in claims
+    ]
+    return _executemany(session, statement, params)
+
+
+def renew_leases(
+    session: Session, owner: str, claims: Sequence[ClaimedTrial], lease_seconds: float
+) -> int:
+    """Push the lease of claims this owner still holds ``lease_seconds`` into the future
+    (no status change: running stays running)."""
+    expires = utcnow() + timedelta(seconds=lease_seconds)
+    table = Trial.__table__
+    statement = update(table).where(_held_by_claim(table)).values(lease_expires_at=expires)
+    params = [{"b_id": c.trial_id, "b_owner": owner, "b_attempt": c.attempt} for c in claims]
+    return _executemany(session, statement, params)
+
+
+def expire_leases(session: Session, max_attempts: int) -> tuple[int, int]:
+    """running → pending for every expired lease; → failed once attempts are used up.
+
+    Returns (requeued, failed).  Safe to run from any dispatcher at any time.
+    """
+    now = utcnow()
+    expired = and_(Trial.lease_expires_at < now)
+    failed = session.execute(
+        update(Trial)
+        .where(_leaving([RUNNING], FAILED), expired, Trial.attempts >= max_attempts)
+        .values(
+            status=FAILED,
+            lease_owner=None,
+            lease_expires_at=None,
+            finished_at=now,
+            error="lease expired after the last attempt (worker or dispatcher lost)",
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    requeued = session.execute(
+        update(Trial)
+        .where(_leaving([RUNNING], PENDING), expired, Trial.attempts < max_attempts)
+        .values(status=PENDING, lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return requeued, failed
+
+
+def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
+    """pending | running → cancelled.  Running batches notice and drop their results."""
+    ids = list(trial_ids)
+    now = utcnow()
+    changed = 0
+    for start in range(0, len(ids), _CHUNK):
+        changed += session.execute(
+            update(Trial)
+            .where(
+                Trial.id.in_(ids[start : start + _CHUNK]),
+                _leaving(sources_of(CANCELLED), CANCELLED),
+            )
+            .values(status=CANCELLED, lease_owner=None, lease_expires_at=None, finished_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return changed
+
+
+def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> int:
+    """failed | cancelled → pending, when a new sweep asks for these trials again."""
+    ids = list(trial_ids)
+    changed = 0
+    for start in range(0, len(ids), _CHUNK):
+        changed += session.execute(
+            update(Trial)
+            .where(
+                Trial.id.in_(ids[start : start + _CHUNK]), _leaving([FAILED, CANCELLED], PENDING)
+            )
+            .values(
+                status=PENDING,
+                attempts=0,
+                error=None,
+                started_at=None,
+                finished_at=None,
+                priority=priority,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return changed
+
+
+def derive_sweep_status(counts: Mapping[str, int], cancel_requested: bool) -> SweepStatus:
+    """A sweep's status from its trials' counts.
+
+    running while anything is running (or some pending and some finished); pending when
+    all pending; once all are final: cancelled if cancel was requested, succeeded if all
+    succeeded, failed if none succeeded, partial otherwise.
+    """
+    total = sum(counts.values())
+    active = counts.get(PENDING, 0) + counts.get(RUNNING, 0)
+    if total == 0:
+        return SweepStatus.SUCCEEDED
+    if active:
+        if counts.get(RUNNING, 0) or active < total:
+            return SweepStatus.RUNNING
+        return SweepStatus.PENDING
+    if cancel_requested and counts.get(CANCELLED, 0):
+        return SweepStatus.CANCELLED
+    if counts.get(SUCCEEDED, 0) == total:
+        return SweepStatus.SUCCEEDED
+    if counts.get(SUCCEEDED, 0) == 0:
+        return SweepStatus.FAILED
+    return SweepStatus.PARTIAL
