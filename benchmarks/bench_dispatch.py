@@ -47,8 +47,8 @@ from service.app import create_app  # noqa: E402
 from service.expand import expand_spec  # noqa: E402
 from service.runners import RayRunner  # noqa: E402
 from service.settings import DispatchSettings, LimitSettings, RaySettings, Settings  # noqa: E402
-from workers.runtime import execute_batch  # noqa: E402
 from workers.records import ClaimedTrial  # noqa: E402
+from workers.runtime import execute_batch  # noqa: E402
 
 
 def theory_spec(trials: int) -> dict:
