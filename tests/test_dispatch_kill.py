@@ -237,7 +237,7 @@ def test_two_dispatchers_on_postgres_one_killed(postgres_url, tmp_path) -> None:
             os.killpg(victim.pid, signal.SIGKILL)
         engine.dispose()
     # Trials the victim held are exactly the ones run twice; others ran once.
-    for trial_id, (status, _, _, owner) in before_kill.items():
+    for status, _, _, owner in before_kill.values():
         if status == "running":
             assert owner in ("victim", "survivor")
     after = _snapshot(sync_url)
