@@ -109,6 +109,11 @@ class SweepSpec(StrictModel):
         default_factory=dict, description="workload execution options (device, dtype, lr, …)"
     )
     priority: int = Field(default=0, ge=-100, le=100, description="higher runs first")
+    priority_class: Literal["ci", "interactive", "batch"] | None = Field(
+        default=None,
+        description="fair-share class within the owner's queue (ci first, then interactive, "
+        "then batch); default: ci for service accounts, interactive otherwise",
+    )
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=32
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from api_schemas.auth import WaitInfo
 from api_schemas.result_columns import PAGE_COLUMNS, ResultColumn
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus, TrialStatus
@@ -68,6 +69,11 @@ class SweepRead(ReadModel):
         description="running trials with their latest progress (GET of one sweep; first 100)",
     )
     spec: SweepSpec | None = None
+    priority_class: str = Field(default="interactive", description="ci | interactive | batch")
+    waiting: WaitInfo | None = Field(
+        default=None,
+        description="why pending trials wait: fair share, queue position, quota (GET of one)",
+    )
 
 
 class SweepPage(BaseModel):

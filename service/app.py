@@ -6,6 +6,7 @@ error handlers that render every failure as ``{"error": …, "detail": …}``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,8 +17,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import SweepsError
-from service.routes import figures, health, results, sweeps
+from service.auth.deps import audit_failure
+from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
+from service.routes import audit, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
 from service.store.migrate import upgrade_to_head
 from service.store.session import make_engine, make_session_factory
@@ -41,8 +43,17 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SweepsError)
-    async def _domain(_: Request, exc: SweepsError) -> JSONResponse:
-        return _error(exc.status_code, type(exc).__name__, exc.detail)
+    async def _domain(request: Request, exc: SweepsError) -> JSONResponse:
+        if isinstance(exc, Forbidden) and not getattr(request.state, "audited", False):
+            # An ownership or quota refusal from the domain: on the record, too.
+            principal = getattr(request.state, "principal", None)
+            audit_failure(request, "auth.forbidden", 403, {"reason": str(exc.detail)}, principal)
+        response = _error(exc.status_code, type(exc).__name__, exc.detail)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="finetune-sweeps"'
+        if isinstance(exc, QuotaExceeded) and exc.retry_after_s is not None:
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -55,8 +66,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
-        # Two concurrent submissions racing on one Idempotency-Key: the loser retries.
-        return _error(409, "Conflict", "a concurrent request wrote the same row; retry")
+        # The one expected race (two requests with one Idempotency-Key) is resolved in
+        # service.sweeps.submit_sweep; anything else here is a bug, not the client's.
+        log.error("unexpected integrity error: %s", exc)
+        return _error(500, "IntegrityError", "the server hit an unexpected integrity error")
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:
@@ -117,4 +130,6 @@ def create_app(
     app.include_router(sweeps.router)
     app.include_router(results.router)
     app.include_router(figures.router)
+    app.include_router(users.router)
+    app.include_router(audit.router)
     return app

@@ -54,3 +54,34 @@ class NoResultsYet(SweepsError):
 
 class UnknownFigure(SweepsError):
     status_code = 404
+
+
+class NotFound(SweepsError):
+    status_code = 404
+
+
+class Conflict(SweepsError):
+    status_code = 409
+
+
+class Unauthorized(SweepsError):
+    """No valid API key (missing, malformed, unknown, revoked, expired)."""
+
+    status_code = 401
+
+
+class Forbidden(SweepsError):
+    """Authenticated, but not allowed: a missing scope, another user's sweep, or a quota
+    that waiting will not lift."""
+
+    status_code = 403
+
+
+class QuotaExceeded(SweepsError):
+    """Over a quota that frees up with time: 429 with ``Retry-After``."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s

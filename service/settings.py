@@ -85,6 +85,56 @@ class CheckpointSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    """API keys (``Authorization: Bearer <key>``).  Off only in the embedded default."""
+
+    enabled: bool = Field(default=False, description="require an API key on every request")
+    restrict_reads: bool = Field(
+        default=False,
+        description="only owners (and admins) read a sweep, its trials and its results",
+    )
+    key_days: int = Field(default=90, ge=1, le=3650, description="default lifetime of a new key")
+
+
+class QuotaSettings(BaseModel):
+    """Per-user defaults (admins override them per user); checked at submit and claim."""
+
+    max_queued_trials: int = Field(
+        default=500_000, ge=1, description="pending trials a user may have queued"
+    )
+    max_running_trials: int | None = Field(
+        default=None, ge=1, description="trials of one user running at once (None: no cap)"
+    )
+    gpu_seconds_per_window: float | None = Field(
+        default=None, gt=0, description="GPU-seconds a user may request per window (None: no cap)"
+    )
+    window_seconds: float = Field(
+        default=86_400.0, gt=0, description="the rolling window of the GPU-seconds quota"
+    )
+
+
+class FairShareSettings(BaseModel):
+    """Claim order across users (Slurm-style: usage decayed at a half-life vs share)."""
+
+    enabled: bool = Field(default=True, description="order claims by fair share")
+    half_life_seconds: float = Field(
+        default=7 * 86_400.0, gt=0, description="half-life of a user's recorded usage"
+    )
+    default_share: float = Field(default=1.0, gt=0, description="share weight of a new user")
+    weight_ci: float = Field(default=2.0, ge=1, le=4, description="share boost of ci sweeps")
+    weight_interactive: float = Field(
+        default=1.5, ge=1, le=4, description="share boost of interactive sweeps"
+    )
+    weight_batch: float = Field(default=1.0, ge=1, le=4, description="share boost of batch sweeps")
+
+    def weight(self, priority_class: str) -> float:
+        return {
+            "ci": self.weight_ci,
+            "interactive": self.weight_interactive,
+            "batch": self.weight_batch,
+        }.get(priority_class, 1.0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWEEPS_", env_nested_delimiter="__", extra="ignore"
@@ -104,6 +154,9 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     data: DataSettings = Field(default_factory=DataSettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    quotas: QuotaSettings = Field(default_factory=QuotaSettings)
+    fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
 
     @model_validator(mode="after")
     def _shortcuts(self) -> Settings:
@@ -113,6 +166,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "SWEEPS_ENVIRONMENT=production needs a shared database: set "
                 "SWEEPS_DATABASE_URL=postgresql+psycopg://…"
+            )
+        if self.environment == "production" and not self.auth.enabled:
+            raise ValueError(
+                "SWEEPS_ENVIRONMENT=production needs authentication: set "
+                "SWEEPS_AUTH__ENABLED=true (and create the first admin with "
+                "`sweeps admin create-user NAME --admin`)"
             )
         return self
 

@@ -7,15 +7,20 @@ from __future__ import annotations
 
 from collections import Counter
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import TrialStatus
 from api_schemas.wire import SweepPlan, SweepRead
+from service.auth import policy, quotas
+from service.auth.principal import Principal
 from service.errors import IdempotencyConflict, SpecRejected
 from service.expand import expand_spec, spec_hash
 from service.settings import Settings
 from service.store import sweeps as sweep_store
+from service.store import users as user_store
+from service.store.claims import ClaimPolicy
 from workers.records import AdmissionProblem, PlannedTrial
 from workers.workloads import WORKLOADS, AdmissionContext
 
@@ -96,30 +101,104 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     )
 
 
+def default_class(kind: str) -> str:
+    """Service accounts (CI) submit ``ci`` sweeps, people ``interactive`` ones."""
+    return "ci" if kind == "service" else "interactive"
+
+
+def _requested(
+    spec: SweepSpec, planned: list[PlannedTrial], stored: dict[str, tuple[int, str]]
+) -> tuple[int, float]:
+    """(trials the sweep adds to the owner's queue, GPU-seconds they request)."""
+    workload = WORKLOADS[spec.workload]
+    new = [
+        trial
+        for trial in {t.key: t for t in planned}.values()
+        if trial.key not in stored or stored[trial.key][1] in ("failed", "cancelled")
+    ]
+    gpu_seconds = 0.0
+    for trial in new:
+        gpus = workload.num_gpus(trial.execution)
+        if gpus > 0:
+            gpu_seconds += gpus * workload.cost_per_trial_s(trial.params, trial.execution)
+    return len(new), gpu_seconds
+
+
 def submit_sweep(
     session: Session,
     spec: SweepSpec,
     settings: Settings,
     submitter: str,
     idempotency_key: str | None,
+    *,
+    kind: str = "local",
 ) -> tuple[SweepRead, bool]:
-    """Create the sweep (or return the one this idempotency key made).
+    """Create the sweep (or return the one this submitter's idempotency key made).
 
     Returns (sweep, created).  Same key + same spec → the existing sweep; same key +
-    different spec → :class:`IdempotencyConflict` (409).  Everything is written in the
-    caller's transaction, so a rejected spec writes nothing.
+    different spec → :class:`IdempotencyConflict` (409).  Keys are per submitter: one
+    user's key never finds another user's sweep.  Two concurrent requests with one key
+    both get the one sweep: the loser's insert hits the unique constraint, its
+    transaction is rolled back (it had written nothing else) and it answers with the
+    winner's sweep.  Quotas are checked before anything is written; everything is
+    written in the caller's transaction, so a rejected spec writes nothing.
     """
     digest = spec_hash(spec)
     if idempotency_key:
-        existing = sweep_store.find_by_idempotency_key(session, idempotency_key)
+        existing = _replay(session, submitter, idempotency_key, digest)
         if existing is not None:
-            if existing.spec_hash != digest:
-                raise IdempotencyConflict(
-                    f"Idempotency-Key {idempotency_key!r} was used for a different spec "
-                    f"(sweep {existing.id})"
-                )
-            return sweep_store.read_sweep(session, existing.id), False
+            return existing, False
     planned = expand_spec(spec, settings.limits)
     admit(spec, planned, settings)
-    created = sweep_store.create_sweep(session, spec, digest, submitter, idempotency_key, planned)
+    stored = sweep_store.existing_trials(session, [t.key for t in planned])
+    new_trials, gpu_seconds = _requested(spec, planned, stored)
+    quotas.admit(session, submitter, settings, new_trials, gpu_seconds)
+    user_store.ensure_user(session, submitter, share=settings.fair_share.default_share)
+    try:
+        created = sweep_store.create_sweep(
+            session,
+            spec,
+            digest,
+            submitter,
+            idempotency_key,
+            planned,
+            priority_class=spec.priority_class or default_class(kind),
+            requested_gpu_seconds=gpu_seconds,
+        )
+    except IntegrityError as exc:
+        if not idempotency_key or not sweep_store.is_idempotency_race(exc):
+            raise
+        session.rollback()  # the race's loser: nothing of this request was kept
+        existing = _replay(session, submitter, idempotency_key, digest)
+        if existing is None:
+            raise
+        return existing, False
     return sweep_store.read_sweep(session, created.sweep_id), True
+
+
+def _replay(session: Session, submitter: str, key: str, digest: str) -> SweepRead | None:
+    existing = sweep_store.find_by_idempotency_key(session, submitter, key)
+    if existing is None:
+        return None
+    sweep_id, existing_hash = existing
+    if existing_hash != digest:
+        raise IdempotencyConflict(
+            f"Idempotency-Key {key!r} was used for a different spec (your sweep {sweep_id})"
+        )
+    return sweep_store.read_sweep(session, sweep_id)
+
+
+def claim_policy(settings: Settings) -> ClaimPolicy:
+    """The fair-share facts of the settings that the claim (and a wait reason) use."""
+    return ClaimPolicy(settings.fair_share.half_life_seconds, settings.quotas.max_running_trials)
+
+
+def sweep_with_wait(session: Session, sweep_id: str, settings: Settings) -> SweepRead:
+    """One sweep, with why its pending trials wait."""
+    return sweep_store.read_sweep(session, sweep_id, wait_policy=claim_policy(settings))
+
+
+def cancel_sweep(session: Session, sweep_id: str, principal: Principal) -> SweepRead:
+    """Cancel the sweep if the principal owns it (or is an admin)."""
+    policy.check_change(principal, sweep_store.sweep_owner(session, sweep_id))
+    return sweep_store.cancel_sweep(session, sweep_id)

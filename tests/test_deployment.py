@@ -238,3 +238,11 @@ def test_dockerignore_keeps_secrets_and_venv_out():
     ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", ".env"} <= ignored
     assert "README.md" not in ignored  # pyproject's readme is needed by `pip install .`
+
+
+def test_shared_deployment_has_auth_on_and_the_api_on_loopback(services):
+    api = services["api"]
+    assert env(api)["SWEEPS_AUTH__ENABLED"] == "true"
+    assert env(api)["SWEEPS_ENVIRONMENT"] == "production"
+    (port,) = api["ports"]
+    assert str(port).startswith("${API_BIND:-127.0.0.1}:")

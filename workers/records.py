@@ -63,6 +63,8 @@ class ClaimedTrial:
     group_key: str = ""
     theory_key: str | None = None
     priority: int = 0
+    # Whose queue the trial waited in (fair share charges its usage to this user).
+    owner: str = ""
     context: dict[str, Any] = field(default_factory=dict)
 
 

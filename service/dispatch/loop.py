@@ -53,6 +53,7 @@ from service.settings import Settings
 from service.store import progress as progress_store
 from service.store import transitions
 from service.store import trials as trial_store
+from service.store.claims import ClaimPolicy
 from service.store.session import session_scope
 from workers.records import BatchOutput, ClaimedTrial, TrialOutcome
 from workers.workloads import WORKLOADS
@@ -100,6 +101,11 @@ class Dispatcher:
         self.rounds = 0
         self.last_error: str | None = None
         self._round_failed = False
+        self.claim_policy = (
+            ClaimPolicy(settings.fair_share.half_life_seconds, settings.quotas.max_running_trials)
+            if settings.fair_share.enabled
+            else None
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -224,7 +230,12 @@ class Dispatcher:
                 return False
             limit = min(self.config.claim_size, free * batch_size_for(head, self.config.batch_size))
             claimed = transitions.claim_pending(
-                session, self.owner, limit, self.config.lease_seconds, postgres=self.postgres
+                session,
+                self.owner,
+                limit,
+                self.config.lease_seconds,
+                postgres=self.postgres,
+                fair_share=self.claim_policy,
             )
             if not claimed:
                 return False

@@ -10,12 +10,18 @@ from fastapi import APIRouter, Query, Response
 from api_schemas.report import AgreementReport
 from api_schemas.wire import ErrorBody
 from service import report as report_service
-from service.deps import SessionDep
+from service.deps import ReadableSweep, SessionDep
 from service.figures import FORMATS, KINDS, FigureOptions
 from service.figures import sweep as figure_service
 
 router = APIRouter(prefix="/v1/sweeps", tags=["figures"])
-ERRORS = {404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+ERRORS = {
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}
 FIGURE_HELP = "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
 
 
@@ -27,7 +33,7 @@ FIGURE_HELP = "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
     description=f"`figure` is `<kind>.<png|svg>`. Kinds — {FIGURE_HELP}.",
 )
 def render_figure(
-    sweep_id: str,
+    sweep_id: ReadableSweep,
     figure: str,
     session: SessionDep,
     theory_sweep: Annotated[
@@ -58,7 +64,7 @@ def render_figure(
     responses=ERRORS,
 )
 def get_report(
-    sweep_id: str,
+    sweep_id: ReadableSweep,
     session: SessionDep,
     floor: Annotated[
         float, Query(gt=0, description="E_gen below which the stopping rule sets the error")

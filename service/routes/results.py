@@ -6,12 +6,15 @@ parameter name is checked (a typo such as ``lamda_pt_lt`` is a 422, never ignore
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from api_schemas.wire import ErrorBody, ResultPage, Summary
 from service import results_export
-from service.deps import SessionDep, SettingsDep
+from service.auth import policy
+from service.deps import Reader, SessionDep, SettingsDep
 from service.store import results as results_store
 from service.store.result_filters import (
     openapi_parameters,
@@ -21,7 +24,21 @@ from service.store.result_filters import (
 )
 
 router = APIRouter(prefix="/v1/results", tags=["results"])
-ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+def visible(query, principal, settings):  # noqa: ANN001, ANN201 - any query with a .filter
+    """The query limited to the principal's own sweeps when reads are restricted."""
+    owner = policy.restricted_to(principal, settings)
+    if owner is None:
+        return query
+    return replace(query, filter=replace(query.filter, visible_to=owner))
+ERRORS = {
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    403: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+}
 
 
 @router.get(
@@ -31,10 +48,12 @@ ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": E
     responses=ERRORS,
     openapi_extra={"parameters": openapi_parameters("list")},
 )
-def list_results(request: Request, session: SessionDep, settings: SettingsDep) -> ResultPage:
+def list_results(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> ResultPage:
     """Results filtered by regime, parameter ranges, sweep, workload and status; paged."""
     query = parse_list_query(request.query_params.multi_items(), settings.limits.page_limit)
-    return results_store.list_results(session, query)
+    return results_store.list_results(session, visible(query, principal, settings))
 
 
 @router.get(
@@ -44,10 +63,12 @@ def list_results(request: Request, session: SessionDep, settings: SettingsDep) -
     responses=ERRORS,
     openapi_extra={"parameters": openapi_parameters("summary")},
 )
-def summarize_results(request: Request, session: SessionDep) -> Summary:
+def summarize_results(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> Summary:
     """Per parameter group: count, mean ± SEM of the simulation, theory and regime."""
     query = parse_summary_query(request.query_params.multi_items())
-    return results_store.summarize_results(session, query)
+    return results_store.summarize_results(session, visible(query, principal, settings))
 
 
 @router.get(
@@ -60,8 +81,10 @@ def summarize_results(request: Request, session: SessionDep) -> Summary:
     },
     openapi_extra={"parameters": openapi_parameters("export")},
 )
-def export_results(request: Request, session: SessionDep) -> StreamingResponse:
+def export_results(
+    request: Request, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> StreamingResponse:
     """Every matching result as a streamed CSV or Parquet file."""
-    query = parse_export_query(request.query_params.multi_items())
+    query = visible(parse_export_query(request.query_params.multi_items()), principal, settings)
     results_store.ensure_sweep(session, query.filter.sweep_id)
     return results_export.export_response(request.app.state.session_factory, query)

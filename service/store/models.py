@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -68,11 +69,22 @@ class Sweep(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Unique per submitter (uq_sweeps_submitter_idempotency_key): keys of different users
+    # never meet.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     trial_count: Mapped[int] = mapped_column(Integer)
     cached_count: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Fair share (migration 0005): ci | interactive | batch, and the GPU-seconds the sweep
+    # asked for at submit (quotas count requested resources, as Kueue does).
+    priority_class: Mapped[str] = mapped_column(String(16), default="interactive")
+    requested_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+    __table_args__ = (
+        UniqueConstraint("submitter", "idempotency_key", name="uq_sweeps_submitter_idempotency_key"),
+        Index("ix_sweeps_submitter_created_at", "submitter", "created_at"),
+    )
 
 
 class SweepTrial(Base):
@@ -125,6 +137,11 @@ class Trial(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Latest progress report of a running trial (phase, step, epoch, loss; migration 0003).
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Fair share (migration 0005): whose queue the trial waits in (the submitter of the
+    # sweep that created it) and its place in that queue: priority class first, then
+    # priority (service/scheduling/fair_share.py: claim_rank).
+    owner: Mapped[str] = mapped_column(String(128), default="anonymous")
+    claim_rank: Mapped[int] = mapped_column(Integer, default=0)
 
     # Result, beside its theory predictions.
     gen_error_sim: Mapped[float | None] = mapped_column(Float)
@@ -159,6 +176,8 @@ class Trial(Base):
         Index("ix_trials_workload_batch", "workload", "batch_key"),
         # sort=±gen_error_sim among succeeded trials (migration 0002 explains why).
         Index("ix_trials_status_gen_error_sim", "status", "gen_error_sim", "id"),
+        # The fair-share claim: one owner's pending trials in queue order (migration 0005).
+        Index("ix_trials_fair_claim", "status", "owner", "claim_rank", "id"),
         # Succeeded trials still waiting for their shared replica value (migration 0004).
         Index(
             "ix_trials_missing_theory",
@@ -177,3 +196,59 @@ class TheoryPrediction(Base):
     reliable: Mapped[bool | None] = mapped_column(Boolean)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """A person or a service account (CI).  With auth off, every submitter name gets a
+    row of kind ``local`` on its first submit, so fair share and quotas work the same."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # user | service | local
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Fair share: the user's share weight, and usage (claimed trials) decayed at the
+    # half-life of the settings, as of ``usage_at``.
+    share: Mapped[float] = mapped_column(Float, default=1.0)
+    usage: Mapped[float] = mapped_column(Float, default=0.0)
+    usage_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Quotas; NULL means the default of the settings.
+    max_queued_trials: Mapped[int | None] = mapped_column(Integer)
+    max_running_trials: Mapped[int | None] = mapped_column(Integer)
+    gpu_seconds_per_window: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored; ``prefix`` is the visible part."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(128), default="")
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """Append-only: who did what to which resource, from where, with what result."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str | None] = mapped_column(String(128), index=True)
+    actor_kind: Mapped[str | None] = mapped_column(String(16))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    resource: Mapped[str | None] = mapped_column(String(200))
+    result_code: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)

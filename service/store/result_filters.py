@@ -72,6 +72,8 @@ class ResultFilter:
     workloads: tuple[str, ...] = ()
     sweep_id: str | None = None
     ranges: tuple[Range, ...] = ()
+    # Only trials of this owner's sweeps (set by the route when reads are restricted).
+    visible_to: str | None = None
 
     def fingerprint(self) -> str:
         """A short digest that ties a cursor to the filters it was issued for."""
@@ -83,6 +85,7 @@ class ResultFilter:
                 sorted(self.workloads),
                 self.sweep_id,
                 sorted([r.column, r.op, r.value] for r in self.ranges),
+                self.visible_to,
             ]
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -89,6 +89,14 @@ def filter_conditions(flt: ResultFilter) -> list[ColumnElement[bool]]:
         )
     for item in flt.ranges:
         conditions.append(_OPS[item.op](column(item.column), item.value))
+    if flt.visible_to is not None:
+        conditions.append(
+            exists().where(
+                SweepTrial.trial_id == Trial.id,
+                Sweep.id == SweepTrial.sweep_id,
+                Sweep.submitter == flt.visible_to,
+            )
+        )
     return conditions
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from api_schemas.spec import SweepSpec
@@ -26,7 +27,9 @@ from api_schemas.wire import (
     TrialRead,
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
-from service.store import transitions
+from service.scheduling.fair_share import claim_rank
+from service.store import claims, transitions
+from service.store.claims import ClaimPolicy
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from service.store.typed import typed_columns
@@ -47,8 +50,34 @@ def _dialect_insert(session: Session):  # noqa: ANN202 - dialect-specific Insert
     return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
-def find_by_idempotency_key(session: Session, key: str) -> Sweep | None:
-    return session.scalar(select(Sweep).where(Sweep.idempotency_key == key))
+def find_by_idempotency_key(
+    session: Session, submitter: str, key: str
+) -> tuple[str, str] | None:
+    """(sweep id, spec hash) of the submitter's sweep made with ``key`` (keys are per
+    submitter), or None."""
+    row = session.execute(
+        select(Sweep.id, Sweep.spec_hash).where(
+            Sweep.submitter == submitter, Sweep.idempotency_key == key
+        )
+    ).first()
+    return (row.id, row.spec_hash) if row is not None else None
+
+
+def is_idempotency_race(exc: IntegrityError) -> bool:
+    """Whether an IntegrityError is the per-submitter Idempotency-Key constraint (another
+    request with the same key committed first), not some other integrity problem."""
+    text = str(exc.orig)
+    return "uq_sweeps_submitter_idempotency_key" in text or (
+        "sweeps.submitter" in text and "sweeps.idempotency_key" in text
+    )
+
+
+def sweep_owner(session: Session, sweep_id: str) -> str:
+    """The submitter who owns the sweep, or ``SweepNotFound``."""
+    owner = session.scalar(select(Sweep.submitter).where(Sweep.id == sweep_id))
+    if owner is None:
+        raise SweepNotFound(f"no sweep with id {sweep_id!r}")
+    return owner
 
 
 def sweep_spec_hash(session: Session, sweep_id: str) -> str:
@@ -75,6 +104,9 @@ def create_sweep(
     submitter: str,
     idempotency_key: str | None,
     planned: Sequence[PlannedTrial],
+    *,
+    priority_class: str = "interactive",
+    requested_gpu_seconds: float = 0.0,
 ) -> CreatedSweep:
     """Insert the sweep, its new trials (status pending) and the links, in one flush.
 
@@ -89,6 +121,7 @@ def create_sweep(
     for trial in planned:
         unique.setdefault(trial.key, trial)
     before = existing_trials(session, list(unique))
+    rank = claim_rank(priority_class, spec.priority)
     rows = [
         {
             "key": trial.key,
@@ -99,6 +132,8 @@ def create_sweep(
             "theory_key": trial.theory_key,
             "status": transitions.PENDING,
             "priority": spec.priority,
+            "owner": submitter,
+            "claim_rank": rank,
             "attempts": 0,
             "created_at": now,
             **typed_columns(trial.params, trial.seed),
@@ -119,7 +154,7 @@ def create_sweep(
         for key in unique
         if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
     ]
-    transitions.revive_trials(session, revive, spec.priority)
+    transitions.revive_trials(session, revive, spec.priority, owner=submitter, claim_rank=rank)
     # A higher-priority sweep lifts the priority of pending trials it shares.
     shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
     for start in range(0, len(shared_pending), _CHUNK):
@@ -127,7 +162,11 @@ def create_sweep(
             update(Trial)
             .where(Trial.id.in_(shared_pending[start : start + _CHUNK]))
             .where(Trial.priority < spec.priority)
-            .values(priority=spec.priority)
+            # Same class, new priority: the rank's class part is kept (fair_share.claim_rank).
+            .values(
+                priority=spec.priority,
+                claim_rank=(Trial.claim_rank / 1000) * 1000 + (100 - spec.priority),
+            )
             .execution_options(synchronize_session=False)
         )
     session.add(
@@ -145,6 +184,8 @@ def create_sweep(
             cached_count=len(cached),
             cancel_requested=False,
             created_at=now,
+            priority_class=priority_class,
+            requested_gpu_seconds=requested_gpu_seconds,
         )
     )
     session.flush()
@@ -239,12 +280,20 @@ def _to_read(
         eta_s=eta,
         running=running,
         spec=SweepSpec.model_validate(sweep.spec) if with_spec else None,
+        priority_class=sweep.priority_class,
     )
 
 
-def read_sweep(session: Session, sweep_id: str) -> SweepRead:
+def read_sweep(
+    session: Session, sweep_id: str, *, wait_policy: ClaimPolicy | None = None
+) -> SweepRead:
+    """One sweep with its spec; with ``wait_policy``, why its pending trials wait."""
     sweep = _get(session, sweep_id)
-    return _to_read(session, sweep, _counts(session, [sweep_id])[sweep_id], with_spec=True)
+    read = _to_read(session, sweep, _counts(session, [sweep_id])[sweep_id], with_spec=True)
+    if wait_policy is not None and read.counts.pending:
+        waiting = claims.wait_info(session, sweep_id, wait_policy, transitions.utcnow())
+        read = read.model_copy(update={"waiting": waiting})
+    return read
 
 
 def list_sweeps(

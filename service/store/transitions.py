@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
 from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
+from service.store import claims
+from service.store.claims import ClaimPolicy
 from service.store.models import Trial
 from workers.records import ClaimedTrial
 
@@ -72,41 +74,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _claimed(trial: Trial) -> ClaimedTrial:
-    return ClaimedTrial(
-        trial_id=trial.id,
-        attempt=trial.attempts,
-        workload=trial.workload,
-        params=dict(trial.params),
-        seed=trial.seed,
-        execution=dict(trial.execution),
-        batch_key=trial.batch_key,
-        group_key=trial.group_key,
-        theory_key=trial.theory_key,
-        priority=trial.priority,
-    )
-
-
 def claim_pending(
-    session: Session, owner: str, limit: int, lease_seconds: float, *, postgres: bool
+    session: Session,
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    *,
+    postgres: bool,
+    fair_share: ClaimPolicy | None = None,
 ) -> list[ClaimedTrial]:
-    """pending → running for up to ``limit`` trials: highest priority first, then oldest.
+    """pending → running for up to ``limit`` trials.
 
-    On PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so
-    several dispatchers (API replicas) claim disjoint sets; on SQLite the write lock
-    serializes claims.  Each claimed trial gets a lease and one more attempt; the
-    returned records carry that attempt, which guards every later write of this claim.
+    With ``fair_share``, the trials come from each user's queue in fair-share order
+    (``service.store.claims``); without it, highest priority first, then oldest.  On
+    PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so several
+    dispatchers (API replicas) claim disjoint sets; on SQLite the write lock serializes
+    claims.  Each claimed trial gets a lease and one more attempt; the returned records
+    carry that attempt, which guards every later write of this claim.
     """
     now = utcnow()
-    candidates = (
-        select(Trial.id)
-        .where(Trial.status == PENDING)
-        .order_by(Trial.priority.desc(), Trial.id)
-        .limit(limit)
-    )
-    if postgres:
-        candidates = candidates.with_for_update(skip_locked=True)
-    ids = list(session.scalars(candidates))
+    if fair_share is not None:
+        ids = claims.fair_candidates(session, limit, fair_share, now, postgres=postgres)
+    else:
+        candidates = (
+            select(Trial.id)
+            .where(Trial.status == PENDING)
+            .order_by(Trial.priority.desc(), Trial.id)
+            .limit(limit)
+        )
+        if postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list(session.scalars(candidates))
     if not ids:
         return []
     session.execute(
@@ -124,10 +122,12 @@ def claim_pending(
     rows = session.scalars(
         select(Trial)
         .where(Trial.id.in_(ids), Trial.status == RUNNING, Trial.lease_owner == owner)
-        .order_by(Trial.priority.desc(), Trial.id)
         .execution_options(populate_existing=True)
     )
-    claimed = [_claimed(row) for row in rows]
+    by_id = {row.id: claims.as_claimed(row) for row in rows}
+    claimed = [by_id[i] for i in ids if i in by_id]  # in the order they were chosen
+    if fair_share is not None:
+        claims.charge(session, [t.owner for t in claimed], fair_share, now)
     session.flush()
     return claimed
 
@@ -277,8 +277,21 @@ def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
     return changed
 
 
-def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> int:
-    """failed | cancelled → pending, when a new sweep asks for these trials again."""
+def revive_trials(
+    session: Session,
+    trial_ids: Iterable[int],
+    priority: int,
+    *,
+    owner: str | None = None,
+    claim_rank: int | None = None,
+) -> int:
+    """failed | cancelled → pending, when a new sweep asks for these trials again (they
+    then wait in the queue of that sweep's owner, at its rank)."""
+    queue = {}
+    if owner is not None:
+        queue["owner"] = owner
+    if claim_rank is not None:
+        queue["claim_rank"] = claim_rank
     ids = list(trial_ids)
     changed = 0
     for start in range(0, len(ids), _CHUNK):
@@ -294,6 +307,7 @@ def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> 
                 started_at=None,
                 finished_at=None,
                 priority=priority,
+                **queue,
             )
             .execution_options(synchronize_session=False)
         ).rowcount

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
-from service.store import transitions
+from service.store import claims, transitions
 from service.store.models import TheoryPrediction, Trial
 from workers.records import ClaimedTrial, TheoryValue
 
@@ -146,20 +146,7 @@ def missing_theory(
             .group_by(Trial.theory_key)
         )
         for row in session.scalars(select(Trial).where(Trial.id.in_(first))):
-            orphans.append(
-                ClaimedTrial(
-                    trial_id=row.id,
-                    attempt=row.attempts,
-                    workload=row.workload,
-                    params=dict(row.params),
-                    seed=row.seed,
-                    execution=dict(row.execution),
-                    batch_key=row.batch_key,
-                    group_key=row.group_key,
-                    theory_key=row.theory_key,
-                    priority=row.priority,
-                )
-            )
+            orphans.append(claims.as_claimed(row))
     return stored, orphans
 
 

@@ -1,0 +1,32 @@
+"""The audit log (admins): a thin handler over ``service.store.audit``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api_schemas.auth import AuditPage
+from api_schemas.wire import ErrorBody
+from service.deps import Admin, SessionDep
+from service.store import audit as audit_store
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+@router.get(
+    "/audit",
+    operation_id="list_audit",
+    response_model=AuditPage,
+    responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+)
+def list_audit(
+    session: SessionDep,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    actor: Annotated[str | None, Query(max_length=128)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+) -> AuditPage:
+    """Audit entries, newest first (keyset: pass ``next_cursor`` as ``cursor``)."""
+    return audit_store.list_entries(session, limit=limit, cursor=cursor, actor=actor, action=action)

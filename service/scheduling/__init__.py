@@ -1,0 +1,1 @@
+"""Fair-share ordering of claims across users (``fair_share``)."""
