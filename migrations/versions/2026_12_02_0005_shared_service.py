@@ -110,6 +110,12 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_trials_fair_claim", ["status", "owner", "claim_rank", "id"], unique=False
         )
+        # ORDER BY priority DESC, id (the plain claim, and the head of the queue) as one
+        # index range: with an ascending priority PostgreSQL sorted every pending trial.
+        batch_op.drop_index("ix_trials_claim")
+        batch_op.create_index(
+            "ix_trials_claim", ["status", sa.text("priority DESC"), "id"], unique=False
+        )
     # Existing trials wait in their first sweep's submitter's queue, in priority order.
     op.execute(
         "UPDATE trials SET owner = COALESCE((SELECT s.submitter FROM sweep_trials st "
@@ -121,6 +127,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("trials", schema=None) as batch_op:
+        batch_op.drop_index("ix_trials_claim")
+        batch_op.create_index("ix_trials_claim", ["status", "priority", "id"], unique=False)
         batch_op.drop_index("ix_trials_fair_claim")
         batch_op.drop_column("claim_rank")
         batch_op.drop_column("owner")

@@ -15,8 +15,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, func, select, tuple_, update
+from sqlalchemy import bindparam, exists, func, select, text, tuple_, update
 from sqlalchemy.orm import Session
 
 from api_schemas.auth import WaitInfo
@@ -30,18 +31,39 @@ PENDING, RUNNING = TrialStatus.PENDING.value, TrialStatus.RUNNING.value
 
 def as_claimed(trial: Trial) -> ClaimedTrial:
     """The record of a trial row as it crosses into a worker (rows stay in the store)."""
+    return record_of(trial)
+
+
+# The trial columns a ClaimedTrial is made of (read back by the claim's RETURNING).
+CLAIMED_COLUMNS = (
+    "id",
+    "attempts",
+    "workload",
+    "params",
+    "seed",
+    "execution",
+    "batch_key",
+    "group_key",
+    "theory_key",
+    "priority",
+    "owner",
+)
+
+
+def record_of(row: Any) -> ClaimedTrial:
+    """The record of a row of ``CLAIMED_COLUMNS`` (a Core row or an ORM trial)."""
     return ClaimedTrial(
-        trial_id=trial.id,
-        attempt=trial.attempts,
-        workload=trial.workload,
-        params=dict(trial.params),
-        seed=trial.seed,
-        execution=dict(trial.execution),
-        batch_key=trial.batch_key,
-        group_key=trial.group_key,
-        theory_key=trial.theory_key,
-        priority=trial.priority,
-        owner=trial.owner,
+        trial_id=row.id,
+        attempt=row.attempts,
+        workload=row.workload,
+        params=dict(row.params),
+        seed=row.seed,
+        execution=dict(row.execution),
+        batch_key=row.batch_key,
+        group_key=row.group_key,
+        theory_key=row.theory_key,
+        priority=row.priority,
+        owner=row.owner,
     )
 
 
@@ -98,16 +120,40 @@ def _oldest(session: Session, owner: str, limit: int, *, postgres: bool) -> list
     return list(session.scalars(statement))
 
 
+# Every user's share in one round trip on PostgreSQL: a LATERAL index scan per user.
+_OLDEST_PER_OWNER = text(
+    """
+    SELECT picked.id FROM unnest(CAST(:owners AS text[]), CAST(:amounts AS int[]))
+        AS wanted(owner, amount)
+    CROSS JOIN LATERAL (
+        SELECT trials.id FROM trials
+        WHERE trials.status = 'pending' AND trials.owner = wanted.owner
+        ORDER BY trials.claim_rank, trials.id
+        LIMIT wanted.amount
+        FOR UPDATE SKIP LOCKED
+    ) AS picked
+    """
+)
+
+
 def fair_candidates(
     session: Session, limit: int, policy: ClaimPolicy, now: datetime, *, postgres: bool
-) -> list[int]:
+) -> tuple[list[int], dict[str, float]]:
     """Up to ``limit`` pending trial ids: each user's share (``allocate``), then — when
     some user had fewer pending trials than its share — the rest in plain priority
-    order among users not capped by their running quota."""
+    order among users not capped by their running quota.  Also returns each user's
+    usage decayed to ``now`` (for :func:`charge`)."""
     found = queues(session, policy, now, postgres=postgres)
+    shares = allocate(found, limit)
     ids: list[int] = []
-    for owner, amount in allocate(found, limit):
-        ids += _oldest(session, owner, amount, postgres=postgres)
+    if postgres and shares:
+        owners, amounts = zip(*shares, strict=True)
+        ids = list(
+            session.scalars(_OLDEST_PER_OWNER, {"owners": list(owners), "amounts": list(amounts)})
+        )
+    else:
+        for owner, amount in shares:
+            ids += _oldest(session, owner, amount, postgres=postgres)
     if len(ids) < limit:
         open_owners = [q.owner for q in found if q.free_slots is None]
         if open_owners:
@@ -122,19 +168,27 @@ def fair_candidates(
             if postgres:
                 statement = statement.with_for_update(skip_locked=True)
             ids += list(session.scalars(statement))
-    return ids
+    return ids, {q.owner: q.usage for q in found}
 
 
-def charge(session: Session, owners: Sequence[str], policy: ClaimPolicy, now: datetime) -> None:
-    """Add one unit of usage per claimed trial to each owner (after decaying it to now)."""
-    for owner, count in Counter(owners).items():
-        user = session.scalar(select(User).where(User.name == owner))
-        if user is None:
-            continue
-        usage = decayed(user.usage, _elapsed(now, user.usage_at), policy.half_life_s)
-        session.execute(
-            update(User).where(User.id == user.id).values(usage=usage + count, usage_at=now)
-        )
+def charge(session: Session, owners: Sequence[str], usage: dict[str, float], now: datetime) -> None:
+    """Add one unit of usage per claimed trial to each owner (``usage``: decayed to now)."""
+    counts = Counter(owners)
+    if not counts:
+        return
+    table = User.__table__
+    statement = (
+        update(table)
+        .where(table.c.name == bindparam("b_name"))
+        .values(usage=bindparam("b_usage"), usage_at=bindparam("b_at"))
+    )
+    session.connection().execute(
+        statement,
+        [
+            {"b_name": owner, "b_usage": usage.get(owner, 0.0) + count, "b_at": now}
+            for owner, count in counts.items()
+        ],
+    )
 
 
 def wait_info(

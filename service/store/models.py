@@ -82,7 +82,9 @@ class Sweep(Base):
     requested_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
     __table_args__ = (
-        UniqueConstraint("submitter", "idempotency_key", name="uq_sweeps_submitter_idempotency_key"),
+        UniqueConstraint(
+            "submitter", "idempotency_key", name="uq_sweeps_submitter_idempotency_key"
+        ),
         Index("ix_sweeps_submitter_created_at", "submitter", "created_at"),
     )
 
@@ -168,7 +170,6 @@ class Trial(Base):
 
     __table_args__ = (
         # The dispatcher's claim query: pending trials by priority, then age.
-        Index("ix_trials_claim", "status", "priority", "id"),
         Index("ix_trials_lease", "status", "lease_expires_at"),
         # Regime + parameter range queries (GET /v1/results) ordered by id.
         Index("ix_trials_regime_theory_id", "regime_theory", "id"),
@@ -186,6 +187,11 @@ class Trial(Base):
             postgresql_where=text(MISSING_THEORY_WHERE),
         ),
     )
+
+
+# The plain claim and the head of the queue, ORDER BY priority DESC, id, as one index
+# range (with an ascending priority PostgreSQL sorted every pending trial; migration 0005).
+Index("ix_trials_claim", Trial.status, Trial.priority.desc(), Trial.id)
 
 
 class TheoryPrediction(Base):

@@ -93,8 +93,9 @@ def claim_pending(
     carry that attempt, which guards every later write of this claim.
     """
     now = utcnow()
+    usage: dict[str, float] = {}
     if fair_share is not None:
-        ids = claims.fair_candidates(session, limit, fair_share, now, postgres=postgres)
+        ids, usage = claims.fair_candidates(session, limit, fair_share, now, postgres=postgres)
     else:
         candidates = (
             select(Trial.id)
@@ -107,27 +108,24 @@ def claim_pending(
         ids = list(session.scalars(candidates))
     if not ids:
         return []
-    session.execute(
-        update(Trial)
-        .where(Trial.id.in_(ids), _leaving([PENDING], RUNNING))
+    table = Trial.__table__
+    # One statement: the status change returns what the records need (no ORM rows).
+    returned = session.execute(
+        update(table)
+        .where(table.c.id.in_(ids), _leaving([PENDING], RUNNING))
         .values(
             status=RUNNING,
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Trial.attempts + 1,
+            attempts=table.c.attempts + 1,
             started_at=now,
         )
-        .execution_options(synchronize_session=False)
+        .returning(*(table.c[name] for name in claims.CLAIMED_COLUMNS))
     )
-    rows = session.scalars(
-        select(Trial)
-        .where(Trial.id.in_(ids), Trial.status == RUNNING, Trial.lease_owner == owner)
-        .execution_options(populate_existing=True)
-    )
-    by_id = {row.id: claims.as_claimed(row) for row in rows}
+    by_id = {row.id: claims.record_of(row) for row in returned}
     claimed = [by_id[i] for i in ids if i in by_id]  # in the order they were chosen
     if fair_share is not None:
-        claims.charge(session, [t.owner for t in claimed], fair_share, now)
+        claims.charge(session, [t.owner for t in claimed], usage, now)
     session.flush()
     return claimed
 

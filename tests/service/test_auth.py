@@ -67,7 +67,9 @@ def counts(url: str) -> tuple[int, int]:
 
 
 def audit_actions(api: TestClient) -> list[str]:
-    return [entry["action"] for entry in api.get("/v1/audit", params={"limit": 1000}).json()["items"]]
+    return [
+        entry["action"] for entry in api.get("/v1/audit", params={"limit": 1000}).json()["items"]
+    ]
 
 
 def test_keys_have_a_visible_prefix_and_only_their_hash_is_stored(api, migrated_url) -> None:
@@ -156,9 +158,9 @@ def test_restricted_reads_hide_other_users_sweeps(migrated_url, admin_key) -> No
         api.headers["Authorization"] = f"Bearer {admin_key}"
         ada, bob = new_user(api, "ada"), new_user(api, "bob")
         mine = api.post("/v1/sweeps", json=SPEC, headers=bearer(ada)).json()["id"]
-        theirs = api.post(
-            "/v1/sweeps", json={**SPEC, "seeds": [7]}, headers=bearer(bob)
-        ).json()["id"]
+        theirs = api.post("/v1/sweeps", json={**SPEC, "seeds": [7]}, headers=bearer(bob)).json()[
+            "id"
+        ]
         for path in (f"/v1/sweeps/{mine}", f"/v1/sweeps/{mine}/trials"):
             assert api.get(path, headers=bearer(bob)).status_code == 403, path
         assert api.get(f"/v1/sweeps/{theirs}", headers=bearer(bob)).status_code == 200
@@ -238,7 +240,10 @@ def test_quota_rejections_write_nothing(api, migrated_url) -> None:
     assert second.status_code == 429 and int(second.headers["Retry-After"]) > 0
     assert counts(migrated_url) == before
     # The same trials again add nothing to the queue: no quota needed.
-    assert api.post("/v1/sweeps", json={**SPEC, "name": "same"}, headers=bearer(ada)).status_code == 201
+    assert (
+        api.post("/v1/sweeps", json={**SPEC, "name": "same"}, headers=bearer(ada)).status_code
+        == 201
+    )
 
 
 def test_gpu_seconds_quota_counts_requested_resources(api, migrated_url, monkeypatch) -> None:
