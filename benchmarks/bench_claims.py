@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -31,14 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from service.app import create_app  # noqa: E402
 from service.auth.bootstrap import create_user_with_key  # noqa: E402
 from service.settings import AuthSettings, Settings  # noqa: E402
 from service.store import transitions  # noqa: E402
-from service.store.claims import ClaimPolicy  # noqa: E402
+from service.store.claims import ClaimPolicy, fair_candidates  # noqa: E402
 from service.store.migrate import upgrade_to_head  # noqa: E402
+from service.store.models import Trial  # noqa: E402
 from service.store.session import make_engine, make_session_factory  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -75,7 +78,23 @@ def quantiles(samples: list[float]) -> tuple[float, float]:
     return cuts[49], cuts[94]
 
 
-def time_claims(url: str, limit: int, rounds: int, policy: ClaimPolicy | None) -> list[float]:
+def plain_candidates(session, limit: int) -> list[int]:  # noqa: ANN001
+    """The plain claim's selection (what ``claim_pending`` runs without fair share)."""
+    statement = (
+        select(Trial.id)
+        .where(Trial.status == "pending")
+        .order_by(Trial.priority.desc(), Trial.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(statement))
+
+
+def time_claims(
+    url: str, limit: int, rounds: int, policy: ClaimPolicy | None, *, select_only: bool
+) -> list[float]:
+    """Milliseconds per claim (``select_only``: the choice of trials, without the status
+    write), each in a transaction that is rolled back."""
     engine = make_engine(url)
     factory = make_session_factory(engine)
     samples = []
@@ -83,9 +102,16 @@ def time_claims(url: str, limit: int, rounds: int, policy: ClaimPolicy | None) -
         session = factory()
         try:
             started = time.perf_counter()
-            claimed = transitions.claim_pending(
-                session, "bench", limit, 60, postgres=True, fair_share=policy
-            )
+            if select_only and policy is None:
+                claimed = plain_candidates(session, limit)
+            elif select_only:
+                claimed, _ = fair_candidates(
+                    session, limit, policy, datetime.now(UTC), postgres=True
+                )
+            else:
+                claimed = transitions.claim_pending(
+                    session, "bench", limit, 60, postgres=True, fair_share=policy
+                )
             samples.append((time.perf_counter() - started) * 1e3)
             assert len(claimed) == limit, len(claimed)
         finally:

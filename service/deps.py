@@ -11,7 +11,15 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from service.auth import policy
-from service.auth.deps import Admin, Reader, Submitter, client_address, get_principal
+from service.auth.deps import (
+    Admin,
+    PrincipalCache,
+    Reader,
+    Submitter,
+    client_address,
+    get_principal,
+    principal_cache,
+)
 from service.auth.principal import Principal
 from service.settings import Settings
 from service.store import audit
@@ -21,6 +29,7 @@ from service.store.session import session_scope
 __all__ = [
     "Admin",
     "AuditDep",
+    "PrincipalCacheDep",
     "PrincipalDep",
     "Reader",
     "ReadableSweep",
@@ -46,6 +55,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+PrincipalCacheDep = Annotated[PrincipalCache, Depends(principal_cache)]
 
 
 class AuditTrail:

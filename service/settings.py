@@ -94,6 +94,12 @@ class AuthSettings(BaseModel):
         description="only owners (and admins) read a sweep, its trials and its results",
     )
     key_days: int = Field(default=90, ge=1, le=3650, description="default lifetime of a new key")
+    cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="how long a process trusts a checked key before asking the database again",
+    )
 
 
 class QuotaSettings(BaseModel):

@@ -101,6 +101,9 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     )
 
 
+_REVIVABLE = (TrialStatus.FAILED, TrialStatus.CANCELLED)
+
+
 def default_class(kind: str) -> str:
     """Service accounts (CI) submit ``ci`` sweeps, people ``interactive`` ones."""
     return "ci" if kind == "service" else "interactive"
@@ -114,7 +117,7 @@ def _requested(
     new = [
         trial
         for trial in {t.key: t for t in planned}.values()
-        if trial.key not in stored or stored[trial.key][1] in ("failed", "cancelled")
+        if trial.key not in stored or stored[trial.key][1] in _REVIVABLE
     ]
     gpu_seconds = 0.0
     for trial in new:

@@ -10,13 +10,14 @@ transaction, so the request's rollback does not erase it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
+from service.auth import keys
 from service.auth.principal import ALL_SCOPES, Principal
 from service.errors import Forbidden, Unauthorized
 from service.store import audit
@@ -55,14 +56,60 @@ def _local(request: Request, submitter: str | None) -> Principal:
     return Principal(user_id=None, name=name, kind="local", is_admin=True, scopes=ALL_SCOPES)
 
 
-def _authenticate(session: Session, request: Request, key: str | None) -> Principal:
+class PrincipalCache:
+    """Principals of recently seen keys, by the key's hash, for ``ttl_s`` seconds.
+
+    A database look-up per request would cost more than the rest of a small request;
+    with the cache, a key is checked against the database at most once per ``ttl_s`` per
+    process.  Revoking or disabling through this process drops its entries at once; other
+    replicas see it within ``ttl_s`` (``SWEEPS_AUTH__CACHE_SECONDS``; 0 disables the cache).
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] < time.monotonic():
+            self._entries.pop(key_hash, None)
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: Principal) -> None:
+        if self.ttl_s > 0:
+            if len(self._entries) > 10_000:  # bounded: forget everything rather than grow
+                self._entries.clear()
+            self._entries[key_hash] = (time.monotonic() + self.ttl_s, principal)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def principal_cache(request: Request) -> PrincipalCache:
+    state = request.app.state
+    if getattr(state, "principal_cache", None) is None:
+        state.principal_cache = PrincipalCache(state.settings.auth.cache_seconds)
+    return state.principal_cache
+
+
+def _authenticate(request: Request, key: str | None) -> Principal:
     if not key:
         audit_failure(request, "auth.missing_key", 401, {"reason": "no API key"})
         raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
-    result = user_store.authenticate(session, key)
+    cache = principal_cache(request)
+    digest = keys.hash_key(key)
+    cached = cache.get(digest)
+    if cached is not None:
+        return cached
+    # A short transaction of its own: a rejected key is audited even though the
+    # request's own transaction is then rolled back.
+    with session_scope(request.app.state.session_factory) as session:
+        result = user_store.authenticate(session, key)
     if isinstance(result, user_store.Rejected):
         audit_failure(request, "auth.rejected", 401, {"reason": result.reason})
         raise Unauthorized(f"invalid API key: {result.reason}")
+    cache.put(digest, result)
     return result
 
 
@@ -78,11 +125,7 @@ def get_principal(
     if not request.app.state.settings.auth.enabled:
         principal = _local(request, x_sweeps_submitter)
     else:
-        # Authentication reads in its own short transaction: a rejected key is audited
-        # even though the request's own transaction is then rolled back.
-        with session_scope(request.app.state.session_factory) as session:
-            key = credentials.credentials if credentials else None
-            principal = _authenticate(session, request, key)
+        principal = _authenticate(request, credentials.credentials if credentials else None)
     request.state.principal = principal
     return principal
 

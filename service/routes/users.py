@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from api_schemas.auth import KeyCreate, KeyCreated, KeyRead, Me, UserCreate, UserRead, UserUpdate
 from api_schemas.wire import ErrorBody
 from service import accounts
-from service.deps import Admin, AuditDep, Reader, SessionDep, SettingsDep
+from service.deps import Admin, AuditDep, PrincipalCacheDep, Reader, SessionDep, SettingsDep
 from service.store import users as user_store
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -58,7 +58,12 @@ def get_user(name: str, session: SessionDep, _: Admin) -> UserRead:
     "/users/{name}", operation_id="update_user", response_model=UserRead, responses=ERRORS
 )
 def update_user(
-    name: str, body: UserUpdate, session: SessionDep, _: Admin, audit: AuditDep
+    name: str,
+    body: UserUpdate,
+    session: SessionDep,
+    _: Admin,
+    audit: AuditDep,
+    cache: PrincipalCacheDep,
 ) -> UserRead:
     """Change a user's admin flag, share, quotas, or disable it (admin)."""
     user = user_store.update_user(
@@ -70,6 +75,7 @@ def update_user(
         quotas=body.quotas,
     )
     audit("user.update", f"user:{name}", 200, body.model_dump(exclude_none=True, mode="json"))
+    cache.clear()  # a disabled user or a changed admin flag takes effect at once here
     return user
 
 
@@ -102,8 +108,12 @@ def list_keys(
 @router.delete(
     "/keys/{key_id}", operation_id="revoke_key", response_model=KeyRead, responses=ERRORS
 )
-def revoke_key(key_id: str, session: SessionDep, principal: Reader, audit: AuditDep) -> KeyRead:
-    """Revoke a key at once (yours, or any as an admin)."""
+def revoke_key(
+    key_id: str, session: SessionDep, principal: Reader, audit: AuditDep, cache: PrincipalCacheDep
+) -> KeyRead:
+    """Revoke a key at once (yours, or any as an admin; other replicas within the
+    principal cache's lifetime)."""
     key = accounts.revoke_key(session, principal, key_id)
     audit("key.revoke", f"key:{key.prefix}", 200, {"user": key.user})
+    cache.clear()
     return key

@@ -306,3 +306,23 @@ def test_unrelated_integrity_errors_are_not_409(api, monkeypatch) -> None:
     monkeypatch.setattr(sweep_store, "create_sweep", broken)
     response = api.post("/v1/sweeps", json=SPEC, headers={"Idempotency-Key": "k"})
     assert response.status_code == 500 and response.json()["error"] == "IntegrityError"
+
+
+def test_a_revocation_reaches_other_replicas_within_the_cache_lifetime(
+    migrated_url, admin_key
+) -> None:
+    """Two API replicas on one database: the one that revokes refuses the key at once;
+    a replica without the cache (``cache_seconds=0``) refuses it too; one with a cache
+    may accept it until its entry expires."""
+    with make_client(migrated_url) as first, make_client(migrated_url, cache_seconds=0) as fresh:
+        first.headers["Authorization"] = f"Bearer {admin_key}"
+        key = new_user(first, "ada")
+        with make_client(migrated_url, cache_seconds=0.5) as cached:
+            assert cached.get("/v1/me", headers=bearer(key)).status_code == 200
+            key_id = first.get("/v1/keys", params={"user": "ada"}).json()[0]["id"]
+            assert first.delete(f"/v1/keys/{key_id}").status_code == 200
+            assert first.get("/v1/me", headers=bearer(key)).status_code == 401
+            assert fresh.get("/v1/me", headers=bearer(key)).status_code == 401
+            assert cached.get("/v1/me", headers=bearer(key)).status_code == 200  # cached
+            time.sleep(0.6)
+            assert cached.get("/v1/me", headers=bearer(key)).status_code == 401
