@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas.auth import AuditPage, AuditRead
 from service.errors import BadCursor
+from service.store.clock import as_utc
 from service.store.models import AuditEntry
 
 
@@ -66,7 +67,7 @@ def list_entries(
     items = [
         AuditRead(
             id=row.id,
-            at=row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC),
+            at=as_utc(row.at),
             actor=row.actor,
             actor_kind=row.actor_kind,
             client_address=row.client_address,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from api_schemas.auth import WaitInfo
 from api_schemas.statuses import TrialStatus
 from service.scheduling.fair_share import Queue, allocate, decayed, factor
+from service.store.clock import as_utc
 from service.store.models import SweepTrial, Trial, User
 from workers.records import ClaimedTrial
 
@@ -78,9 +79,7 @@ class ClaimPolicy:
 def _elapsed(now: datetime, then: datetime | None) -> float:
     if then is None:
         return 0.0
-    if then.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
-        then = then.replace(tzinfo=now.tzinfo)
-    return (now - then).total_seconds()
+    return (now - as_utc(then)).total_seconds()
 
 
 def queues(session: Session, policy: ClaimPolicy, now: datetime, *, postgres: bool) -> list[Queue]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select, true, tuple_
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api_schemas.result_columns import PAGE_COLUMNS, RESULT_COLUMNS
 from api_schemas.wire import ResultPage, ResultRead, Summary, SummaryRow
 from service.errors import BadQuery, SweepNotFound
+from service.store.clock import as_utc as _utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.result_filters import (
     PARAM_COLUMNS,
@@ -166,13 +166,6 @@ def _batches(
         if len(batch) < size:
             return
         position = (batch[-1].sort_value, batch[-1].trial_id)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were stored as UTC.
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def list_statement(query: ListQuery) -> Select[Any]:

@@ -30,6 +30,7 @@ from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
 from service.scheduling.fair_share import claim_rank
 from service.store import claims, transitions
 from service.store.claims import ClaimPolicy
+from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from service.store.typed import typed_columns
@@ -229,12 +230,6 @@ def _timing(session: Session, sweep_id: str) -> tuple[datetime | None, datetime 
         .join(SweepTrial, SweepTrial.trial_id == Trial.id)
         .where(SweepTrial.sweep_id == sweep_id, SweepTrial.cached.is_(False))
     ).one()
-
-
-def _as_utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=transitions.utcnow().tzinfo)
-    return moment
 
 
 def _to_read(

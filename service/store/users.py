@@ -16,17 +16,12 @@ from api_schemas.statuses import TrialStatus
 from service.auth import keys
 from service.auth.principal import Principal
 from service.errors import Conflict, NotFound
+from service.store.clock import as_utc as _utc
 from service.store.models import ApiKey, Sweep, Trial, User
 
 # last_used_at is written at most this often per key: a write per request would cost
 # more than the rest of authentication together (and serialize requests on SQLite).
 LAST_USED_RESOLUTION = timedelta(seconds=60)
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def _read(user: User) -> UserRead:
@@ -232,26 +227,19 @@ def authenticate(session: Session, presented: str) -> Principal | Rejected:
     )
 
 
+def _trials_in(session: Session, owner: str, status: TrialStatus) -> int:
+    """How many of the owner's trials are in ``status`` (index ``ix_trials_fair_claim``)."""
+    statement = select(func.count()).select_from(Trial)
+    statement = statement.where(Trial.status == status.value, Trial.owner == owner)
+    return session.scalar(statement) or 0
+
+
 def queued_trials(session: Session, owner: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Trial)
-            .where(Trial.status == TrialStatus.PENDING.value, Trial.owner == owner)
-        )
-        or 0
-    )
+    return _trials_in(session, owner, TrialStatus.PENDING)
 
 
 def running_trials(session: Session, owner: str) -> int:
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Trial)
-            .where(Trial.status == TrialStatus.RUNNING.value, Trial.owner == owner)
-        )
-        or 0
-    )
+    return _trials_in(session, owner, TrialStatus.RUNNING)
 
 
 def requested_gpu_seconds(
