@@ -20,8 +20,8 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 echo "server up at $SWEEPS_URL (log: $log)"
+# stderr: the submission, then one live progress line that ends as the sweep's final state.
 sweep=$(.venv/bin/sweeps submit examples/quickstart.yaml --wait)
-.venv/bin/sweeps status "$sweep"
 .venv/bin/sweeps results --sweep "$sweep" --sort alpha --limit 100
 echo
 echo "Summary over seeds (mean ± SEM beside the theory):"
