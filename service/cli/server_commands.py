@@ -42,10 +42,11 @@ def worker_command() -> None:
     from service.wiring import start_services
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    services = start_services(get_settings(), start_dispatcher=True)
+    # After Ray's start: ray.init installs handlers of its own that would replace ours.
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    services = start_services(get_settings(), start_dispatcher=True)
     try:
         note(
             f"dispatcher {services.dispatcher.owner} running on {services.runner.describe()}; "
