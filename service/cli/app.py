@@ -89,10 +89,13 @@ def emit(renderable: Any = "") -> None:
     """Print to stdout (text verbatim, or a Rich renderable); a closed pipe raises
     ``OutputClosed``."""
     try:
-        if isinstance(renderable, str):
-            sys.stdout.write(renderable + "\n")
-        else:
-            stdout_console().print(renderable, markup=False)
+        if not isinstance(renderable, str):
+            console = stdout_console()
+            with console.capture() as captured:
+                console.print(renderable, markup=False)
+            # Left-aligned last columns are padded by Rich; the lines need no trailing blanks.
+            renderable = "\n".join(line.rstrip() for line in captured.get().splitlines())
+        sys.stdout.write(renderable + "\n")
         sys.stdout.flush()
     except BrokenPipeError as exc:
         raise OutputClosed from exc

@@ -30,6 +30,7 @@ class Column:
     title: str
     fmt: str = "{}"
     keep: int = 9
+    justify: str = "right"  # numbers right, words left
 
 
 RESULT_COLUMNS: tuple[Column, ...] = (
@@ -46,13 +47,13 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("regime_empirical", "emp.", "{}", 2),
 )
 SWEEP_COLUMNS: tuple[Column, ...] = (
-    Column("id", "id"),
-    Column("status", "status"),
+    Column("id", "id", justify="left"),
+    Column("status", "status", justify="left"),
     Column("progress", "done", "{:.1%}", 8),
     Column("trial_count", "trials", "{}", 7),
-    Column("workload", "workload", "{}", 5),
-    Column("name", "name", "{}", 6),
-    Column("created_at", "created", "{:%Y-%m-%d %H:%M}", 3),
+    Column("workload", "workload", "{}", 5, "left"),
+    Column("name", "name", "{}", 6, "left"),
+    Column("created_at", "created", "{:%Y-%m-%d %H:%M}", 3, "left"),
 )
 
 
@@ -80,7 +81,9 @@ def table(
     shown = fit_columns(columns, widths, available) if available else list(range(len(columns)))
     grid = Table(box=None, show_edge=False, pad_edge=False, padding=(0, GAP // 2), expand=False)
     for i in shown:
-        grid.add_column(columns[i].title, justify="right", no_wrap=True, header_style="bold")
+        grid.add_column(
+            columns[i].title, justify=columns[i].justify, no_wrap=True, header_style="bold"
+        )
     for row in rows:
         grid.add_row(*(row[i] for i in shown))
     return grid, len(columns) - len(shown)
@@ -158,10 +161,14 @@ def plan_text(plan: SweepPlan) -> str:
         f"Ray batches     {plan.batch_count}",
         f"estimated cost  {plan.estimated_cost_s:.3g} s of one core",
     ]
-    if plan.sample_params:
-        lines.append("first trials:")
-        for params in plan.sample_params:
-            lines.append("  " + " ".join(f"{key}={value}" for key, value in params.items()))
+    samples = plan.sample_params
+    if samples:
+        fixed = {k: v for k, v in samples[0].items() if all(s.get(k) == v for s in samples)}
+        lines.append("fixed           " + " ".join(f"{k}={v}" for k, v in fixed.items()))
+        lines.append(f"first {len(samples)} trials:")
+        for params in samples:
+            varied = {k: v for k, v in params.items() if k not in fixed}
+            lines.append("  " + (" ".join(f"{k}={v}" for k, v in varied.items()) or "-"))
     return "\n".join(lines)
 
 

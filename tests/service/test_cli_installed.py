@@ -78,6 +78,11 @@ def test_submit_wait_prints_one_progress_line_and_the_id(env, tmp_path: Path) ->
     assert len(as_json["items"]) == 4 and as_json["next_cursor"] is None
     paged = sweeps(env, "results", "--sweep", sweep_id, "--limit", "3")
     assert len(paged.stdout.splitlines()) == 1 + 3 and "--where cursor=" in paged.stderr
+    cursor = paged.stderr.split("--where cursor=")[1].split()[0]
+    rest = sweeps(
+        env, "results", "--sweep", sweep_id, "--limit", "3", "--where", f"cursor={cursor}"
+    )
+    assert rest.returncode == 0 and len(rest.stdout.splitlines()) == 1 + 1
     every = sweeps(env, "results", "--sweep", sweep_id, "--limit", "3", "--all")
     assert len(every.stdout.splitlines()) == 1 + 4
 
