@@ -31,10 +31,9 @@ from api_schemas.wire import (
     TrialRead,
 )
 from finetune_sweeps import calls
-from finetune_sweeps.client import ProgressArg, progress_callback
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
 from finetune_sweeps.errors import WaitTimeout
-from finetune_sweeps.progress import FINAL_STATUSES
+from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
 from finetune_sweeps.transport import RetryPolicy, default_headers, error_for, unreachable

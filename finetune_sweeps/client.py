@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,20 +34,12 @@ from api_schemas.wire import (
 from finetune_sweeps import calls
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
 from finetune_sweeps.errors import WaitTimeout
-from finetune_sweeps.progress import FINAL_STATUSES, PlainProgress
+from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
 from finetune_sweeps.transport import RetryPolicy, default_headers, error_for, unreachable
 
 T = TypeVar("T")
-ProgressArg = Callable[[SweepRead], None] | bool | None
-
-
-def progress_callback(progress: ProgressArg) -> Callable[[SweepRead], None] | None:
-    """``True`` → the plain stderr printer; a callable is used as is; else no progress."""
-    if progress is True:
-        return PlainProgress()
-    return progress or None
 
 
 class Client:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from api_schemas.wire import SweepRead
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "partial"})
+ProgressArg = Callable[[SweepRead], None] | bool | None
 
 
 def format_duration(seconds: float | None) -> str:
@@ -64,3 +66,10 @@ class PlainProgress:
             self.last_time = time.monotonic()
         self.last_line = line
         self.stream.flush()
+
+
+def progress_callback(progress: ProgressArg) -> Callable[[SweepRead], None] | None:
+    """``True`` → a ``PlainProgress`` on stderr; a callable is used as is; else none."""
+    if progress is True:
+        return PlainProgress()
+    return progress or None
