@@ -99,7 +99,7 @@ def faulty_proxy(upstream: str, faults: int, mode: str) -> Iterator[tuple[str, l
 def test_a_dropped_first_connection_is_retried(live_url) -> None:
     with (
         faulty_proxy(live_url, faults=1, mode="drop") as (url, log),
-        Client(url, retry=FAST) as client,
+        Client(url, retry=FAST, timeout=TIMEOUT_S) as client,
     ):
         sweep = client.submit(small_finetune_spec(name="retry"), idempotency_key="once")
         assert log[0] == "drop" and "forward" in log
@@ -111,7 +111,7 @@ def test_a_dropped_first_connection_is_retried(live_url) -> None:
 def test_a_503_is_retried_and_the_submit_stays_single(live_url) -> None:
     with (
         faulty_proxy(live_url, faults=2, mode="503") as (url, log),
-        Client(url, retry=FAST) as client,
+        Client(url, retry=FAST, timeout=TIMEOUT_S) as client,
     ):
         sweep = client.submit(small_finetune_spec(name="retry503"))
         assert log[:2] == ["503", "503"] and client.sweep(sweep.id).id == sweep.id
@@ -122,7 +122,7 @@ def test_a_503_is_retried_and_the_submit_stays_single(live_url) -> None:
 def test_retries_give_up_with_a_typed_error(live_url) -> None:
     with (
         faulty_proxy(live_url, faults=10, mode="503") as (url, log),
-        Client(url, retry=FAST) as client,
+        Client(url, retry=FAST, timeout=TIMEOUT_S) as client,
     ):
         with pytest.raises(ServerUnavailable) as unavailable:
             client.sweeps()
@@ -139,7 +139,7 @@ def test_a_submit_whose_answer_was_lost_is_replayed_not_repeated(live_url) -> No
     second one."""
     with (
         faulty_proxy(live_url, faults=1, mode="lose-answer") as (url, log),
-        Client(url, retry=FAST) as client,
+        Client(url, retry=FAST, timeout=TIMEOUT_S) as client,
     ):
         sweep = client.submit(small_finetune_spec(name="lost"))
         assert log == ["lose-answer", "forward"]
