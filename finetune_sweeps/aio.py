@@ -189,6 +189,9 @@ class AsyncClient:
             with partial.open("wb") as handle:
                 async for chunk in response.aiter_bytes():
                     handle.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         finally:
             await response.aclose()
         partial.replace(target)

@@ -219,6 +219,9 @@ class Client:
             with partial.open("wb") as handle:
                 for chunk in response.iter_bytes():
                     handle.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         finally:
             response.close()
         partial.replace(target)

@@ -30,19 +30,18 @@ def load_spec_file(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise SpecFileError(f"{name}: cannot read: {exc.strerror or exc}") from exc
     try:
-        if name.endswith(".json"):
-            data = json.loads(text)
-        else:
-            import yaml  # only for YAML files: the client's import stays httpx + api_schemas
-
-            data = yaml.safe_load(text)
-    except (ValueError, ImportError) as exc:
-        raise SpecFileError(f"{name}: not valid YAML/JSON: {exc}") from exc
-    except Exception as exc:  # yaml.YAMLError, without importing yaml up front
+        data = json.loads(text) if name.endswith(".json") else _load_yaml(text)
+    except Exception as exc:  # json.JSONDecodeError or yaml.YAMLError
         raise SpecFileError(f"{name}: not valid YAML/JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SpecFileError(f"{name}: a spec must be a mapping, got {type(data).__name__}")
     return data
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml  # only for YAML files: importing the client stays httpx + api_schemas
+
+    return yaml.safe_load(text)
 
 
 def spec_body(spec: SpecLike) -> dict[str, Any]:
