@@ -23,6 +23,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "https://download.pytorch.
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY api_schemas ./api_schemas
+COPY finetune_sweeps ./finetune_sweeps
 COPY service ./service
 COPY workers ./workers
 COPY migrations ./migrations

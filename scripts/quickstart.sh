@@ -20,20 +20,20 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 echo "server up at $SWEEPS_URL (log: $log)"
+# stderr: the submission, then one live progress line that ends as the sweep's final state.
 sweep=$(.venv/bin/sweeps submit examples/quickstart.yaml --wait)
-.venv/bin/sweeps status "$sweep"
 .venv/bin/sweeps results --sweep "$sweep" --sort alpha --limit 100
 echo
 echo "Summary over seeds (mean ± SEM beside the theory):"
-.venv/bin/python - "$SWEEPS_URL" "$sweep" <<'PY'
-import sys, httpx
-url, sweep = sys.argv[1], sys.argv[2]
-rows = httpx.get(f"{url}/v1/results/summary", params={"sweep_id": sweep,
-                 "group_by": "lambda_pt,gamma_ft"}).json()["rows"]
+.venv/bin/python - "$sweep" <<'PY'
+import sys
+from finetune_sweeps import Client  # the Python client; SWEEPS_URL is set above
+
+summary = Client().summary("lambda_pt,gamma_ft", sweep_id=sys.argv[1])
+f = lambda v, w=10: f"{v:>{w}.4g}" if v is not None else f"{'-':>{w}}"
 print(f"{'λ_pt':>6} {'γ_ft':>6} {'n':>3} {'E_gen sim':>10} {'± SEM':>8} {'finite thy':>10} {'replica':>9} regime")
-for r in rows:
-    g = r["group"]
-    f = lambda v, w=10: f"{v:>{w}.4g}" if v is not None else f"{'-':>{w}}"
-    print(f"{g['lambda_pt']:>6.2f} {g['gamma_ft']:>6.2f} {r['count']:>3} {f(r['gen_error_sim_mean'])} "
-          f"{f(r['gen_error_sim_sem'], 8)} {f(r['gen_error_theory_mean'])} {f(r['gen_error_asymptotic'], 9)} {r['regime_theory']}")
+for r in summary.rows:
+    g = r.group
+    print(f"{g['lambda_pt']:>6.2f} {g['gamma_ft']:>6.2f} {r.count:>3} {f(r.gen_error_sim_mean)} "
+          f"{f(r.gen_error_sim_sem, 8)} {f(r.gen_error_theory_mean)} {f(r.gen_error_asymptotic, 9)} {r.regime_theory}")
 PY

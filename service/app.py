@@ -21,8 +21,6 @@ from service.auth.deps import audit_failure
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
 from service.routes import audit, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
-from service.store.migrate import upgrade_to_head
-from service.store.session import make_engine, make_session_factory
 
 log = logging.getLogger("sweeps.app")
 
@@ -90,31 +88,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.dispatch import Dispatcher
-        from service.runners import RayRunner
+        from service.wiring import start_services
 
-        if migrate:
-            upgrade_to_head(settings.database_url)
-        engine = make_engine(settings.database_url)
-        app.state.engine = engine
-        app.state.session_factory = make_session_factory(engine)
-        enabled = settings.dispatch.enabled if start_dispatcher is None else start_dispatcher
-        app.state.runner = runner
-        app.state.dispatcher = None
-        if enabled:
-            if app.state.runner is None:
-                app.state.runner = RayRunner(settings.ray)
-                app.state.runner.start()
-            app.state.dispatcher = Dispatcher(app.state.session_factory, settings, app.state.runner)
-            app.state.dispatcher.start()
+        services = start_services(
+            settings, runner=runner, start_dispatcher=start_dispatcher, migrate=migrate
+        )
+        app.state.engine = services.engine
+        app.state.session_factory = services.session_factory
+        app.state.runner = services.runner
+        app.state.dispatcher = services.dispatcher
         try:
             yield
         finally:
-            if app.state.dispatcher is not None:
-                app.state.dispatcher.stop()
-            if runner is None and app.state.runner is not None:
-                app.state.runner.shutdown()
-            engine.dispose()
+            services.stop()
 
     app = FastAPI(
         title="finetune-sweeps",
