@@ -24,6 +24,7 @@ from service.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OutputClosed, app,
 from service.cli import server_commands  # noqa: E402, F401
 from service.cli import sweep_commands  # noqa: E402, F401
 from service.cli import result_commands  # noqa: E402, F401
+from service.cli import admin_commands  # noqa: E402, F401
 
 # isort: on
 

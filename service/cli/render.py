@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from api_schemas.report import AgreementReport
+from api_schemas.result_columns import RESULT_COLUMNS as DEFINED_RESULT_COLUMNS
 from api_schemas.wire import ResultRead, SweepPlan, SweepRead
 from finetune_sweeps.progress import format_duration, progress_text
 
@@ -33,6 +34,15 @@ class Column:
     justify: str = "right"  # numbers right, words left
 
 
+# How readily a result column is dropped on a narrow terminal (titles and formats come
+# from the one column definition, api_schemas.result_columns).
+_RESULT_KEEP = {
+    "gen_error_sim": 9,
+    "gen_error_theory": 5,
+    "gen_error_asymptotic": 4,
+    "regime_theory": 8,
+    "regime_empirical": 2,
+}
 RESULT_COLUMNS: tuple[Column, ...] = (
     Column("trial_id", "id"),
     Column("c_pt", "c_pt", "{:.3g}", 6),
@@ -40,11 +50,11 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("gamma_ft", "γ_ft", "{:.3g}", 7),
     Column("alpha", "α", "{:.3f}", 8),
     Column("seed", "seed", "{}", 3),
-    Column("gen_error_sim", "E_gen sim", "{:.4g}"),
-    Column("gen_error_theory", "finite thy", "{:.4g}", 5),
-    Column("gen_error_asymptotic", "replica", "{:.4g}", 4),
-    Column("regime_theory", "regime", "{}", 8),
-    Column("regime_empirical", "emp.", "{}", 2),
+    *(
+        Column(c.name, c.title, c.fmt, _RESULT_KEEP.get(c.name, 3))
+        for c in DEFINED_RESULT_COLUMNS
+        if c.title is not None
+    ),
 )
 SWEEP_COLUMNS: tuple[Column, ...] = (
     Column("id", "id", justify="left"),
