@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from api_schemas.refine import RefineProgress
 from api_schemas.result_columns import PAGE_COLUMNS, ResultColumn
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus, TrialStatus
@@ -68,6 +69,10 @@ class SweepRead(ReadModel):
         description="running trials with their latest progress (GET of one sweep; first 100)",
     )
     spec: SweepSpec | None = None
+    refine: RefineProgress | None = Field(
+        default=None,
+        description="refine sweeps: the round, whether refinement goes on, why it stopped",
+    )
 
 
 class SweepPage(BaseModel):

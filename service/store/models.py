@@ -3,7 +3,8 @@ schemas or plain records.  The schema itself is made only by Alembic
 (``migrations/versions``); keep the two in lockstep (a test compares them).
 
 Layout:
-- ``sweeps``: one row per submitted spec (who, when, priority, idempotency key).
+- ``sweeps``: one row per submitted spec (who, when, priority, idempotency key; for a
+  refine sweep, its round and why refinement stopped).
 - ``trials``: one row per *distinct* trial key (content hash of the canonical config).
   A trial holds its parameters as typed, indexed numeric columns, its status and lease,
   and — once finished — its result beside the theory predictions.  Keeping the result
@@ -49,6 +50,9 @@ MISSING_THEORY_WHERE = (
     "status = 'succeeded' AND gen_error_asymptotic IS NULL AND theory_key IS NOT NULL"
 )
 
+# The partial index of the refinement controller (service/refine/controller.py).
+REFINING_WHERE = "refine_round IS NOT NULL AND refine_stop IS NULL"
+
 # BigInteger ids on PostgreSQL, but SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -73,6 +77,21 @@ class Sweep(Base):
     cached_count: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Adaptive refinement (migration 0007): the round a refine sweep is in (None: not a
+    # refine sweep) and why it stopped (None while it refines); changed only through
+    # service/store/transitions.py.
+    refine_round: Mapped[int | None] = mapped_column(Integer)
+    refine_stop: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (
+        # The refinement controller's scan: refine sweeps still refining.
+        Index(
+            "ix_sweeps_refining",
+            "id",
+            sqlite_where=text(REFINING_WHERE),
+            postgresql_where=text(REFINING_WHERE),
+        ),
+    )
 
 
 class SweepTrial(Base):
