@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import SweepsError
-from service.routes import figures, health, results, sweeps
+from service.routes import boundary, figures, health, results, sweeps
 from service.settings import Settings, get_settings
 from service.store.migrate import upgrade_to_head
 from service.store.session import make_engine, make_session_factory
@@ -117,4 +117,5 @@ def create_app(
     app.include_router(sweeps.router)
     app.include_router(results.router)
     app.include_router(figures.router)
+    app.include_router(boundary.router)
     return app

@@ -54,3 +54,9 @@ class NoResultsYet(SweepsError):
 
 class UnknownFigure(SweepsError):
     status_code = 404
+
+
+class NotRefined(SweepsError):
+    """The sweep has no ``refine`` block, so it has no boundary to report."""
+
+    status_code = 404
