@@ -3,7 +3,7 @@ wire shapes of a refined sweep's progress and boundary (``GET /v1/sweeps/{id}/bo
 
 A refine spec names a 2-D or 3-D box (each axis linear, or logarithmic where the
 parameter is a scale), an initial grid of ``initial`` points per axis, and the label the
-boundary is drawn on (``on``): a regime column, or a numeric result column cut at
+boundary is drawn on (``label``): a regime column, or a numeric result column cut at
 ``thresholds``.  The service runs the initial grid, then rounds that split only the
 cells whose known points disagree, until ``budget`` trials are used or every boundary
 cell is ``max_depth`` halvings deep (``service/refine/``).  Pydantic + stdlib only.
@@ -50,7 +50,7 @@ class RefineSpec(StrictModel):
         default=4, ge=0, le=10, description="most halvings of an initial cell (the resolution)"
     )
     budget: int = Field(ge=1, le=1_000_000, description="most trials in all (points × seeds)")
-    on: str = Field(
+    label: str = Field(
         default="regime_theory",
         description="regime_theory, regime_empirical, or a numeric result column",
     )
@@ -63,10 +63,10 @@ class RefineSpec(StrictModel):
         default_factory=list,
         max_length=16,
         validate_default=True,
-        description="cuts of a numeric ``on`` column: a point's label is its bucket",
+        description="cuts of a numeric ``label`` column: a point's label is its bucket",
     )
 
-    @field_validator("on")
+    @field_validator("label")
     @classmethod
     def _known_column(cls, on: str) -> str:
         if on not in REGIME_LABELS and on not in FILTER_COLUMNS:
@@ -77,8 +77,8 @@ class RefineSpec(StrictModel):
     @field_validator("thresholds")
     @classmethod
     def _thresholds(cls, thresholds: list[float], info: ValidationInfo) -> list[float]:
-        on = info.data.get("on")
-        if on is None:  # ``on`` itself was rejected
+        on = info.data.get("label")
+        if on is None:  # ``label`` itself was rejected
             return thresholds
         if on in REGIME_LABELS:
             if thresholds:
@@ -135,7 +135,7 @@ class BoundaryRead(BaseModel):
     """
 
     sweep_id: str
-    on: str
+    label: str = Field(description="the column the boundary is drawn on")
     round: int
     refining: bool
     stop_reason: StopReason | None

@@ -67,7 +67,7 @@ def refined_phase_figure(
     """The refine sweep's label map with its mesh, boundary cells and points."""
     lattice, labels = view.lattice, view.labels
     if not any(v is not None for v in labels.values()):
-        raise FigureInputError(f"no {view.refine.on} labels in this sweep yet")
+        raise FigureInputError(f"no {view.refine.label} labels in this sweep yet")
     ix, iy, iz = _plane(view, x, y)
     top = lattice.finest
     n = min(top, MAX_PIXELS)
@@ -127,10 +127,10 @@ def refined_phase_figure(
     ax.set_xlabel(label(ax_x.name) + ("  (log)" if ax_x.log else ""))
     ax.set_ylabel(label(ax_y.name) + ("  (log)" if ax_y.log else ""))
     present = [name for name in order if name in set(found)]
-    names = REGIME_NAMES if view.refine.on.startswith("regime_") else {}
+    names = REGIME_NAMES if view.refine.label.startswith("regime_") else {}
     ax.legend(
         handles=[Patch(color=colours[r], label=names.get(r, r)) for r in present],
-        title=view.refine.on,
+        title=view.refine.label,
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         fontsize=8,

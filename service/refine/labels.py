@@ -58,7 +58,7 @@ def bucket_names(thresholds: Sequence[float]) -> list[str]:
 
 
 def label_order(on: str, thresholds: Sequence[float]) -> list[str]:
-    """Every label ``on`` can produce, in display order."""
+    """Every label ``label`` can produce, in display order."""
     return list(REGIME_ORDER) if on.startswith("regime_") else bucket_names(thresholds)
 
 
@@ -138,7 +138,7 @@ def point_values(
     thresholds: Sequence[float],
 ) -> dict[Point, PointValue | None]:
     """``{lattice point: value}`` for every record's point (records: ``params`` plus
-    the ``on`` column, any status; those without a value only mark the point sampled).
+    the ``label`` column, any status; those without a value only mark the point sampled).
     Records off the lattice (not a point of this box) are ignored."""
     grouped: dict[Point, list[Mapping[str, Any]]] = {}
     for record in records:

@@ -30,7 +30,7 @@ def boundary_report(inputs: RefineInputs) -> BoundaryRead:
     counts = Counter(label for label in labels.values() if label is not None)
     return BoundaryRead(
         sweep_id=inputs.sweep_id,
-        on=view.refine.on,
+        label=view.refine.label,
         round=inputs.round,
         refining=inputs.refining,
         stop_reason=inputs.stop_reason,

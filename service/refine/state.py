@@ -34,8 +34,8 @@ class RefineView:
 
     @property
     def order(self) -> list[str]:
-        """Every label ``on`` can take, in display order."""
-        return label_order(self.refine.on, self.refine.thresholds)
+        """Every label ``label`` can take, in display order."""
+        return label_order(self.refine.label, self.refine.thresholds)
 
 
 def view_of(
@@ -48,6 +48,6 @@ def view_of(
     if refine is None:
         raise ValueError(f"sweep spec {spec.name!r} has no refine block")
     lattice = Lattice.from_spec(refine)
-    values = point_values(lattice, records, refine.on, refine.thresholds)
+    values = point_values(lattice, records, refine.label, refine.thresholds)
     seeds = len(spec.seed_list()) if WORKLOAD_SCHEMAS[spec.workload].uses_seeds else 1
-    return RefineView(refine, lattice, values, comparator(refine.on, refine.diagnostics), seeds)
+    return RefineView(refine, lattice, values, comparator(refine.label, refine.diagnostics), seeds)

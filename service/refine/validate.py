@@ -1,13 +1,13 @@
 """The submit-time checks of a refine spec, as 422 error items with field paths.
 
 Pydantic already rejects a malformed ``refine`` block (``low >= high``, a log axis with
-``low <= 0``, a box of 1 or 4 parameters, an unknown ``on`` column, missing thresholds)
+``low <= 0``, a box of 1 or 4 parameters, an unknown ``label`` column, missing thresholds)
 with its own ``loc``.  What needs the workload is checked here:
 
 - the box names real-valued parameters of the workload, set nowhere else in the spec
   (``["body", "refine", "box", name]``);
 - a refine sweep varies nothing but its box (``["body", "axes"]``, ``zip``, ``sobol``);
-- ``on`` is a column the workload fills (``["body", "refine", "on"]``);
+- ``label`` is a column the workload fills (``["body", "refine", "label"]``);
 - the budget holds the initial grid and stays within ``SWEEPS_LIMITS__MAX_TRIALS``
   (``["body", "refine", "budget"]``).
 
@@ -69,11 +69,11 @@ def refine_problems(spec: SweepSpec, initial_trials: int, max_trials: int) -> li
         elif name in spec.params:
             errors.append(_error(loc, f"{name} is set in both params and refine.box"))
     filled = FILLED_COLUMNS.get(spec.workload)
-    if filled is not None and refine.on not in filled:
+    if filled is not None and refine.label not in filled:
         errors.append(
             _error(
-                ["body", "refine", "on"],
-                f"workload {spec.workload} does not fill {refine.on}; "
+                ["body", "refine", "label"],
+                f"workload {spec.workload} does not fill {refine.label}; "
                 f"use one of {', '.join(sorted(filled))}",
             )
         )

@@ -16,7 +16,7 @@ from service.errors import SweepNotFound
 from service.store import transitions
 from service.store.models import Sweep, SweepTrial, Trial
 
-# Columns a point's value may be computed from, beside the ``on`` column.
+# Columns a point's value may be computed from, beside the ``label`` column.
 _LABEL_COLUMNS = (
     "regime_theory",
     "regime_empirical",
@@ -78,7 +78,7 @@ def refine_inputs(session: Session, sweep_id: str) -> RefineInputs:
         raise SweepNotFound(f"no sweep with id {sweep_id!r}")
     if sweep.refine_round is None:
         raise ValueError(f"sweep {sweep_id} is not a refine sweep")
-    on = (sweep.spec.get("refine") or {}).get("on", "regime_theory")
+    on = (sweep.spec.get("refine") or {}).get("label", "regime_theory")
     names = list(dict.fromkeys((*_LABEL_COLUMNS, on)))
     if on not in REGIME_LABELS and not hasattr(Trial, on):
         names.remove(on)
