@@ -140,12 +140,15 @@ def refined_phase_figure(
     if iz is not None:
         axis = lattice.axes[iz]
         where = f", slice {symbol(axis.name)} = {fmt_value(lattice.value(iz, z_index))}"
+    widest = max((b.size for b in boundary), default=1)
     resolution = ", ".join(
-        f"{symbol(a.name)} {a.width(1 / top):.3g}{' dec' if a.log else ''}" for a in lattice.axes
+        f"{symbol(a.name)} {a.width(widest / top):.3g}{' dec' if a.log else ''}"
+        for a in lattice.axes
     )
     figure.suptitle(
         f"{title}: adaptive phase diagram over {symbol(ax_x.name)} × {symbol(ax_y.name)}{where}\n"
-        f"{len(labels)} points, {len(boundary)} boundary cells; finest cell {resolution}",
+        f"{len(labels)} points, {len(boundary)} boundary cells (black), at most "
+        f"{resolution} wide",
         fontsize=10,
     )
     return figure
