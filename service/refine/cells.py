@@ -68,14 +68,15 @@ class Mesh:
             for origin in itertools.product(range(0, top, step0), repeat=lattice.dim)
         ]
 
-    def _is_split(self, cell: Cell) -> bool:
+    def is_split(self, cell: Cell) -> bool:
+        """Whether ``cell`` has been split (its centre is a known point)."""
         return cell.size > 1 and cell.centre() in self.known
 
     def leaves(self) -> list[Cell]:
         out, stack = [], list(self.roots)
         while stack:
             cell = stack.pop()
-            if self._is_split(cell):
+            if self.is_split(cell):
                 stack.extend(cell.children())
             else:
                 out.append(cell)
@@ -86,7 +87,7 @@ class Mesh:
         step0, top = self.lattice.step0, self.lattice.finest
         origin = tuple(min(int(x // step0) * step0, top - step0) for x in position)
         cell = Cell(step0, origin)
-        while self._is_split(cell):
+        while self.is_split(cell):
             half = cell.size // 2
             origin = tuple(
                 o + half if x >= o + half else o for o, x in zip(cell.origin, position, strict=True)
@@ -142,7 +143,7 @@ def plan_round(
     mesh = Mesh(lattice, labels)
     mixed = sorted(mixed_leaves(mesh, labels, compare), key=lambda c: (-c.size, c.origin))
     if not mixed:
-        refined = any(mesh._is_split(root) for root in mesh.roots)
+        refined = any(mesh.is_split(root) for root in mesh.roots)
         return RoundPlan((), "resolution" if refined else "no_boundary", ())
     splittable = [cell for cell in mixed if cell.size > 1]
     if not splittable:

@@ -31,8 +31,6 @@ from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from workers.records import PlannedTrial
 
-_CHUNK = 2000
-
 
 @dataclass(frozen=True)
 class CreatedSweep:

@@ -223,3 +223,30 @@ def test_boundary_of_a_plain_sweep_is_404(app_client: TestClient) -> None:
     created = app_client.post("/v1/sweeps", json=spec).json()
     response = app_client.get(f"/v1/sweeps/{created['id']}/boundary")
     assert response.status_code == 404 and response.json()["error"] == "NotRefined"
+
+
+def test_a_round_is_added_once_even_when_two_dispatchers_decide_it(
+    session_factory, migrated_url
+) -> None:
+    """Both decide round 1 from the same finished round 0; the round guard lets one in."""
+    from service.refine.controller import decide_round
+    from service.store import refine as refine_store
+    from service.store import rounds
+
+    settings = Settings(database_url=migrated_url)
+    sweep = submit(session_factory, refine_spec(), settings)
+    dispatcher = Dispatcher(session_factory, settings, InlineRunner())
+    dispatcher._refine = lambda: False
+    dispatcher.run_until_idle()
+    with session_scope(session_factory) as session:
+        inputs = refine_store.refine_inputs(session, sweep.id)
+    decisions = [decide_round(inputs, settings.limits) for _ in range(2)]
+    assert decisions[0] == decisions[1] and decisions[0].planned
+    with session_scope(session_factory) as session:
+        first = rounds.add_round(session, sweep.id, 0, decisions[0].planned)
+    with session_scope(session_factory) as session:
+        second = rounds.add_round(session, sweep.id, 0, decisions[1].planned)
+    assert first is not None and second is None
+    after = read(session_factory, sweep.id)
+    assert after.refine.round == 1 and after.trial_count == 16 + len(first.ids)
+    assert trial_rows(session_factory) == after.trial_count
