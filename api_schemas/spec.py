@@ -6,7 +6,10 @@ A spec names a workload, fixes some parameters, and varies others along axes:
   (``linspace``, ``logspace``, random ``uniform`` / ``loguniform`` with a seed);
 - ``zip``: groups of equally long lists that vary together (one group is one axis);
 - ``sobol``: a scrambled Sobol design over several parameters at once;
-- ``seeds``: a count (0..n-1) or an explicit list, crossed with everything else.
+- ``seeds``: a count (0..n-1) or an explicit list, crossed with everything else;
+- ``refine``: an adaptive search for regime boundaries over a 2-D or 3-D box
+  (``api_schemas/refine.py``): an initial grid, then rounds that split only the cells
+  whose points disagree (the sweep grows while it runs).
 
 Expansion into trials happens in the service (``service/expand.py``); this module only
 describes and validates the shape.
@@ -18,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from api_schemas.refine import RefineSpec
 from api_schemas.workloads import WORKLOAD_SCHEMAS, StrictModel
 
 Scalar = float | int | str
@@ -104,6 +108,9 @@ class SweepSpec(StrictModel):
         default_factory=list, description="groups of equally long lists varied together"
     )
     sobol: SobolDesign | None = None
+    refine: RefineSpec | None = Field(
+        default=None, description="adaptive boundary search over a 2-D or 3-D box"
+    )
     seeds: int | list[int] = Field(default=1, description="a count (0..n-1) or explicit seeds")
     execution: dict[str, Any] = Field(
         default_factory=dict, description="workload execution options (device, dtype, lr, …)"

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from api_schemas.auth import WaitInfo
+from api_schemas.refine import RefineProgress
 from api_schemas.result_columns import PAGE_COLUMNS, ResultColumn
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus, TrialStatus
@@ -73,6 +74,10 @@ class SweepRead(ReadModel):
     waiting: WaitInfo | None = Field(
         default=None,
         description="why pending trials wait: fair share, queue position, quota (GET of one)",
+    )
+    refine: RefineProgress | None = Field(
+        default=None,
+        description="refine sweeps: the round, whether refinement goes on, why it stopped",
     )
 
 

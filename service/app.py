@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth.deps import audit_failure
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
-from service.routes import audit, figures, health, results, sweeps, users
+from service.routes import audit, boundary, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("sweeps.app")
@@ -118,4 +118,5 @@ def create_app(
     app.include_router(figures.router)
     app.include_router(users.router)
     app.include_router(audit.router)
+    app.include_router(boundary.router)
     return app

@@ -85,3 +85,9 @@ class QuotaExceeded(SweepsError):
     def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class NotRefined(SweepsError):
+    """The sweep has no ``refine`` block, so it has no boundary to report."""
+
+    status_code = 404

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from api_schemas.spec import Axis, SweepSpec
 from api_schemas.workloads import WORKLOAD_SCHEMAS
 from service.errors import SpecRejected
+from service.refine.lattice import Lattice, as_params
+from service.refine.validate import refine_problems
 from service.settings import LimitSettings
 from workers.records import PlannedTrial
 from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
@@ -34,7 +36,9 @@ def canonical_hash(payload: Any) -> str:
 
 
 def spec_hash(spec: SweepSpec) -> str:
-    return canonical_hash(spec.model_dump(mode="json"))
+    # A spec without ``refine`` hashes as it did before the field existed.
+    exclude = {"refine"} if spec.refine is None else None
+    return canonical_hash(spec.model_dump(mode="json", exclude=exclude))
 
 
 def _axis_values(axis: Axis) -> list[Any]:
@@ -90,6 +94,8 @@ def count_trials(spec: SweepSpec) -> int:
         count *= len(next(iter(group.values())))
     if spec.sobol is not None:
         count *= spec.sobol.count
+    if spec.refine is not None:
+        count *= spec.refine.initial ** len(spec.refine.box)
     if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
         count *= len(spec.seed_list())
     return count
@@ -102,10 +108,16 @@ def _origin_of(spec: SweepSpec) -> dict[str, list[str | int]]:
         origin.update({name: ["body", "zip", index, name] for name in group})
     if spec.sobol is not None:
         origin.update({name: ["body", "sobol", "params", name] for name in spec.sobol.params})
+    if spec.refine is not None:
+        origin.update({name: ["body", "refine", "box", name] for name in spec.refine.box})
     return origin
 
 
 def _check_limits(spec: SweepSpec, execution: dict[str, Any], limits: LimitSettings) -> None:
+    if spec.refine is not None:
+        problems = refine_problems(spec, count_trials(spec), limits.max_trials)
+        if problems:
+            raise SpecRejected(problems)
     total = count_trials(spec)
     if total > limits.max_trials:
         raise SpecRejected(
@@ -162,8 +174,17 @@ def _check_size(params: dict[str, Any], origin: dict, limits: LimitSettings) -> 
         )
 
 
-def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
-    """All trials of ``spec``, validated, keyed and ordered (axes vary slowest first)."""
+def expand_spec(
+    spec: SweepSpec,
+    limits: LimitSettings,
+    *,
+    refine_points: list[dict[str, float]] | None = None,
+) -> list[PlannedTrial]:
+    """All trials of ``spec``, validated, keyed and ordered (axes vary slowest first).
+
+    A refine spec expands to its initial grid, or to ``refine_points`` (one round's new
+    points, from ``service/refine``), each crossed with the seeds.
+    """
     schema = WORKLOAD_SCHEMAS[spec.workload]
     workload = WORKLOADS[spec.workload]
     execution = schema.execution_model.model_validate(spec.execution).model_dump(mode="json")
@@ -180,6 +201,12 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
         )
     if spec.sobol is not None:
         blocks.append(_sobol_points(spec))
+    if spec.refine is not None:
+        points = refine_points
+        if points is None:
+            lattice = Lattice.from_spec(spec.refine)
+            points = as_params(lattice, lattice.initial_points())
+        blocks.append(list(points))
     seeds: list[int | None] = list(spec.seed_list()) if schema.uses_seeds else [None]
     keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
     gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))

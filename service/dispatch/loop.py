@@ -15,7 +15,9 @@ One loop (a thread in the API process, or ``sweeps worker``) does, each round:
    cancels batches whose trials were all cancelled, stores progress and kills batches
    past their hard limit (``progress``);
 6. now and then, computes replica values that finished trials still lack (a batch that
-   was asked for one ended without it, or a dispatcher died holding it).
+   was asked for one ended without it, or a dispatcher died holding it);
+7. now and then, turns refine sweeps whose round finished into their next round
+   (``service/refine/controller.py``: new points become pending trials of the same sweep).
 
 Every phase runs on its own: a failing phase is logged and the others still run, so one
 database error cannot stop leases from being renewed.
@@ -49,6 +51,7 @@ from service.dispatch.progress import overdue, overdue_message
 from service.dispatch.runner import BatchRunner
 from service.dispatch.theory_ledger import TheoryLedger
 from service.dispatch.writes import PendingWrite, WriteQueue
+from service.refine.controller import advance_refinements
 from service.settings import Settings
 from service.store import progress as progress_store
 from service.store import transitions
@@ -59,6 +62,8 @@ from workers.records import BatchOutput, ClaimedTrial, TrialOutcome
 from workers.workloads import WORKLOADS
 
 log = logging.getLogger("sweeps.dispatch")
+# How often the refine phase looks for refine sweeps whose round finished.
+REFINE_EVERY_S = 0.5
 
 
 @dataclass
@@ -157,7 +162,7 @@ class Dispatcher:
             if not self.inflight and not len(self.writes):
                 with session_scope(self.session_factory) as session:
                     active = trial_store.active_count(session)
-                if active == 0 and not self._reconcile_theory():
+                if active == 0 and not self._reconcile_theory() and not self._refine():
                     return
             time.sleep(0.01)
         raise TimeoutError("dispatcher did not become idle")
@@ -199,6 +204,8 @@ class Dispatcher:
             self._phase("progress", self._store_progress)
         if self._due("theory", self.config.theory_reconcile_seconds):
             busy |= self._phase("theory", self._reconcile_theory)
+        if self._due("refine", REFINE_EVERY_S):
+            busy |= self._phase("refine", self._refine)
         if len(self.writes) and self.writes.last_error:
             self.last_error = self.writes.last_error  # results wait for the database
         elif not self._round_failed:
@@ -435,6 +442,11 @@ class Dispatcher:
 
         self.writes.add(PendingWrite(f"hard-limit kill of batch {batch.id}", apply, batch.trials))
         self.writes.flush(self.session_factory)
+
+    # -- adaptive refinement ------------------------------------------------------------
+    def _refine(self) -> bool:
+        """Next rounds of refine sweeps whose round finished; whether any changed."""
+        return advance_refinements(self.session_factory, self.settings.limits)
 
     # -- replica values nobody is computing -------------------------------------------
     def _reconcile_theory(self) -> bool:

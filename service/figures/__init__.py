@@ -7,7 +7,8 @@ Kinds (``KINDS``):
 - ``regimes``: the four-regime figure (regimes as colours, ground truths as line styles);
 - ``l_order`` / ``pd``: heat maps of the ℓ-order / pretraining dependence over two
   parameters;
-- ``phase``: the theory regime label over two parameters;
+- ``phase``: the theory regime label over two parameters (a refine sweep: the label map
+  of its adaptive mesh, with the boundary cells; ``service.figures.refined``);
 - ``scatter``: theory vs simulation per config, identity line, coloured by regime.
 
 ``render`` takes a :class:`FigureInput` (records and optional companion theory records)
@@ -22,6 +23,7 @@ from typing import Any
 from service.figures.common import FORMATS, FigureInputError, finite, to_bytes
 from service.figures.curves import gen_error_figure, regimes_figure
 from service.figures.maps import heatmap_figure, phase_figure
+from service.figures.refined import refined_phase_figure
 from service.figures.scatter import scatter_figure
 from service.report import DEFAULT_FLOOR, config_stats, theory_key
 
@@ -54,6 +56,8 @@ class FigureInput:
     title: str
     records: list[dict[str, Any]]
     theory_records: list[dict[str, Any]] = field(default_factory=list)
+    # A refine sweep's points and labels (service.refine.state.RefineView), if it is one.
+    refine: Any = None
 
 
 def theory_curves(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
@@ -81,6 +85,8 @@ def render(kind: str, fmt: str, data: FigureInput, options: FigureOptions | None
         else:
             draw = gen_error_figure if kind == "gen_error" else regimes_figure
             figure = draw(data.title, stats, theory_curves(data.theory_records), options.yscale)
+    elif kind == "phase" and data.refine is not None:
+        figure = refined_phase_figure(data.title, data.refine, options.x, options.y)
     elif kind == "phase":
         figure = phase_figure(data.title, data.records, options.x, options.y)
     else:

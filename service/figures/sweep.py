@@ -21,7 +21,9 @@ from service.figures import (
     FigureOptions,
     render,
 )
+from service.refine.state import view_of
 from service.store import figures as figure_store
+from service.store import refine as refine_store
 
 
 def parse_figure_name(name: str) -> tuple[str, str]:
@@ -65,7 +67,17 @@ def sweep_figure(
                 f"theory_sweep {theory_sweep} ({companion.name}) has no replica results "
                 "(gen_error_asymptotic); pass a dln_theory sweep"
             )
-    data = FigureInput(title=sweep.name, records=records, theory_records=theory_records)
+    refine = None
+    if kind == "phase":
+        try:
+            inputs = refine_store.refine_inputs(session, sweep_id)
+        except ValueError:  # not a refine sweep: the plain grid figure
+            inputs = None
+        if inputs is not None:
+            refine = view_of(inputs.spec, inputs.records)
+    data = FigureInput(
+        title=sweep.name, records=records, theory_records=theory_records, refine=refine
+    )
     try:
         return render(kind, fmt, data, options)
     except FigureInputError as exc:

@@ -3,7 +3,8 @@ schemas or plain records.  The schema itself is made only by Alembic
 (``migrations/versions``); keep the two in lockstep (a test compares them).
 
 Layout:
-- ``sweeps``: one row per submitted spec (who, when, priority, idempotency key).
+- ``sweeps``: one row per submitted spec (who, when, priority, idempotency key; for a
+  refine sweep, its round and why refinement stopped).
 - ``trials``: one row per *distinct* trial key (content hash of the canonical config).
   A trial holds its parameters as typed, indexed numeric columns, its status and lease,
   and — once finished — its result beside the theory predictions.  Keeping the result
@@ -50,6 +51,9 @@ MISSING_THEORY_WHERE = (
     "status = 'succeeded' AND gen_error_asymptotic IS NULL AND theory_key IS NOT NULL"
 )
 
+# The partial index of the refinement controller (service/refine/controller.py).
+REFINING_WHERE = "refine_round IS NOT NULL AND refine_stop IS NULL"
+
 # BigInteger ids on PostgreSQL, but SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -81,11 +85,24 @@ class Sweep(Base):
     priority_class: Mapped[str] = mapped_column(String(16), default="interactive")
     requested_gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
+    # Adaptive refinement (migration 0007): the round a refine sweep is in (None: not a
+    # refine sweep) and why it stopped (None while it refines); changed only through
+    # service/store/transitions.py.
+    refine_round: Mapped[int | None] = mapped_column(Integer)
+    refine_stop: Mapped[str | None] = mapped_column(String(16))
+
     __table_args__ = (
         UniqueConstraint(
             "submitter", "idempotency_key", name="uq_sweeps_submitter_idempotency_key"
         ),
         Index("ix_sweeps_submitter_created_at", "submitter", "created_at"),
+        # The refinement controller's scan: refine sweeps still refining.
+        Index(
+            "ix_sweeps_refining",
+            "id",
+            sqlite_where=text(REFINING_WHERE),
+            postgresql_where=text(REFINING_WHERE),
+        ),
     )
 
 

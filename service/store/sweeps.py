@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from api_schemas.refine import RefineProgress
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus
 from api_schemas.wire import (
@@ -28,15 +28,12 @@ from api_schemas.wire import (
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
 from service.scheduling.fair_share import claim_rank
-from service.store import claims, transitions
+from service.store import claims, rounds, transitions
 from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
-from service.store.typed import typed_columns
 from workers.records import PlannedTrial
-
-_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -44,11 +41,6 @@ class CreatedSweep:
     sweep_id: str
     new_trial_ids: list[int]
     cached_count: int
-
-
-def _dialect_insert(session: Session):  # noqa: ANN202 - dialect-specific Insert
-    name = session.get_bind().dialect.name
-    return postgresql.insert if name == "postgresql" else sqlite.insert
 
 
 def find_by_idempotency_key(
@@ -87,15 +79,7 @@ def sweep_spec_hash(session: Session, sweep_id: str) -> str:
 
 def existing_trials(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
     """``{key: (trial id, status)}`` for the keys already stored."""
-    found: dict[str, tuple[int, str]] = {}
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        for trial_id, key, status in session.execute(
-            select(Trial.id, Trial.key, Trial.status).where(Trial.key.in_(chunk))
-        ):
-            found[key] = (trial_id, status)
-    return found
+    return rounds.existing_trials(session, keys)
 
 
 def create_sweep(
@@ -121,55 +105,14 @@ def create_sweep(
     unique: dict[str, PlannedTrial] = {}
     for trial in planned:
         unique.setdefault(trial.key, trial)
-    before = existing_trials(session, list(unique))
-    rank = claim_rank(priority_class, spec.priority)
-    rows = [
-        {
-            "key": trial.key,
-            "workload": spec.workload,
-            "params": trial.params,
-            "execution": trial.execution,
-            "batch_key": trial.batch_key,
-            "theory_key": trial.theory_key,
-            "status": transitions.PENDING,
-            "priority": spec.priority,
-            "owner": submitter,
-            "claim_rank": rank,
-            "attempts": 0,
-            "created_at": now,
-            **typed_columns(trial.params, trial.seed),
-            "group_key": trial.group_key,
-        }
-        for trial in unique.values()
-        if trial.key not in before
-    ]
-    insert = _dialect_insert(session)
-    # executemany form: one cached statement, batched by the driver; a multi-VALUES
-    # literal with 50k bind parameters costs more to compile than to run.
-    if rows:
-        session.execute(insert(Trial).on_conflict_do_nothing(index_elements=["key"]), rows)
-    after = existing_trials(session, list(unique))
-    cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
-    revive = [
-        after[key][0]
-        for key in unique
-        if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
-    ]
-    transitions.revive_trials(session, revive, spec.priority, owner=submitter, claim_rank=rank)
-    # A higher-priority sweep lifts the priority of pending trials it shares.
-    shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
-    for start in range(0, len(shared_pending), _CHUNK):
-        session.execute(
-            update(Trial)
-            .where(Trial.id.in_(shared_pending[start : start + _CHUNK]))
-            .where(Trial.priority < spec.priority)
-            # Same class, new priority: the rank's class part is kept (fair_share.claim_rank).
-            .values(
-                priority=spec.priority,
-                claim_rank=(Trial.claim_rank / 1000) * 1000 + (100 - spec.priority),
-            )
-            .execution_options(synchronize_session=False)
-        )
+    stored = rounds.ensure_trials(
+        session,
+        spec.workload,
+        spec.priority,
+        unique,
+        owner=submitter,
+        rank=claim_rank(priority_class, spec.priority),
+    )
     session.add(
         Sweep(
             id=sweep_id,
@@ -182,24 +125,17 @@ def create_sweep(
             spec_hash=spec_hash,
             idempotency_key=idempotency_key,
             trial_count=len(unique),
-            cached_count=len(cached),
+            cached_count=len(stored.cached_ids),
             cancel_requested=False,
             created_at=now,
+            refine_round=0 if spec.refine is not None else None,
             priority_class=priority_class,
             requested_gpu_seconds=requested_gpu_seconds,
         )
     )
     session.flush()
-    cached_ids = set(cached)
-    links = [
-        {"sweep_id": sweep_id, "trial_id": after[key][0], "cached": after[key][0] in cached_ids}
-        for key in unique
-    ]
-    if links:
-        session.execute(insert(SweepTrial), links)
-    session.flush()
-    new_ids = [after[key][0] for key in unique if after[key][0] not in cached_ids]
-    return CreatedSweep(sweep_id, new_ids, len(cached))
+    rounds.link_trials(session, sweep_id, stored)
+    return CreatedSweep(sweep_id, stored.new_ids, len(stored.cached_ids))
 
 
 def _get(session: Session, sweep_id: str) -> Sweep:
@@ -235,7 +171,13 @@ def _timing(session: Session, sweep_id: str) -> tuple[datetime | None, datetime 
 def _to_read(
     session: Session, sweep: Sweep, counts: dict[str, int], *, with_spec: bool
 ) -> SweepRead:
-    status = transitions.derive_sweep_status(counts, sweep.cancel_requested)
+    refine = _refine_progress(sweep)
+    status = transitions.derive_sweep_status(
+        counts,
+        sweep.cancel_requested,
+        refining=bool(refine and refine.refining),
+        refine_stop=refine.stop_reason if refine else None,
+    )
     total = sum(counts.values())
     done = sum(counts.get(state, 0) for state in transitions.FINAL_STATES)
     throughput = eta = None
@@ -249,7 +191,7 @@ def _to_read(
             elapsed = max((end - first_start).total_seconds(), 1e-6)
             throughput = computed / elapsed
             eta = (total - done) / throughput if throughput > 0 else None
-        if done == total:
+        if done == total and not (refine and refine.refining):
             finished_at = last_finish
     running = []
     if with_spec and counts.get(transitions.RUNNING):
@@ -275,7 +217,20 @@ def _to_read(
         eta_s=eta,
         running=running,
         spec=SweepSpec.model_validate(sweep.spec) if with_spec else None,
+        refine=refine,
         priority_class=sweep.priority_class,
+    )
+
+
+def _refine_progress(sweep: Sweep) -> RefineProgress | None:
+    """A refine sweep's round and stop reason (None for other sweeps)."""
+    if sweep.refine_round is None:
+        return None
+    return RefineProgress(
+        round=sweep.refine_round,
+        refining=sweep.refine_stop is None,
+        stop_reason=sweep.refine_stop,
+        budget=int((sweep.spec.get("refine") or {}).get("budget", sweep.trial_count)),
     )
 
 
@@ -323,7 +278,8 @@ def cancel_sweep(session: Session, sweep_id: str) -> SweepRead:
     """Cancel the sweep's pending and running trials that no live sweep still needs."""
     sweep = _get(session, sweep_id)
     counts = _counts(session, [sweep_id])[sweep_id]
-    if not counts.get(transitions.PENDING) and not counts.get(transitions.RUNNING):
+    refining = sweep.refine_round is not None and sweep.refine_stop is None
+    if not counts.get(transitions.PENDING) and not counts.get(transitions.RUNNING) and not refining:
         raise SweepAlreadyFinished(f"sweep {sweep_id} has no pending or running trials")
     sweep.cancel_requested = True
     session.flush()

@@ -11,7 +11,11 @@ Finished trials are immutable: every UPDATE is guarded by its source states and,
 running trial, by the claim that holds it (lease owner *and* attempt), so a late or
 duplicate write from a dispatcher that lost its lease changes nothing — even when the
 same dispatcher has re-claimed the trial since.  A sweep's status is derived from its
-trials (:func:`derive_sweep_status`), never stored.
+trials (:func:`derive_sweep_status`), never stored; a refine sweep also counts as
+running while its refinement goes on, and its rounds move only through
+:func:`advance_refine_round` and :func:`finish_refinement` (round r → r + 1, or round r →
+stopped with a reason; a stopped refinement never restarts), each guarded by the round
+it expects, so two dispatchers can never both add round r + 1.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from api_schemas.result_columns import residual
 from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
 from service.store import claims
 from service.store.claims import ClaimPolicy
-from service.store.models import Trial
+from service.store.models import Sweep, Trial
 from workers.records import ClaimedTrial
 
 # Plain strings of the enum's values: what the status column holds and drivers bind.
@@ -312,15 +316,27 @@ def revive_trials(
     return changed
 
 
-def derive_sweep_status(counts: Mapping[str, int], cancel_requested: bool) -> SweepStatus:
-    """A sweep's status from its trials' counts.
+def derive_sweep_status(
+    counts: Mapping[str, int],
+    cancel_requested: bool,
+    *,
+    refining: bool = False,
+    refine_stop: str | None = None,
+) -> SweepStatus:
+    """A sweep's status from its trials' counts (and, for a refine sweep, its round).
 
-    running while anything is running (or some pending and some finished); pending when
-    all pending; once all are final: cancelled if cancel was requested, succeeded if all
-    succeeded, failed if none succeeded, partial otherwise.
+    running while anything is running (or some pending and some finished), or while a
+    refine sweep's refinement goes on (``refining``) with nothing pending; pending when
+    all pending; once all are final: cancelled if cancel was requested (and trials were
+    cancelled, or refinement stopped on the cancel), succeeded if all succeeded, failed
+    if none succeeded, partial otherwise.
     """
     total = sum(counts.values())
     active = counts.get(PENDING, 0) + counts.get(RUNNING, 0)
+    if refining and not active and total:
+        return SweepStatus.RUNNING
+    if cancel_requested and refine_stop == "cancelled" and not active:
+        return SweepStatus.CANCELLED
     if total == 0:
         return SweepStatus.SUCCEEDED
     if active:
@@ -334,3 +350,41 @@ def derive_sweep_status(counts: Mapping[str, int], cancel_requested: bool) -> Sw
     if counts.get(SUCCEEDED, 0) == 0:
         return SweepStatus.FAILED
     return SweepStatus.PARTIAL
+
+
+def advance_refine_round(session: Session, sweep_id: str, expected_round: int, trials: int) -> bool:
+    """Refine round ``expected_round`` → ``expected_round + 1`` of a sweep that is still
+    refining, adding ``trials`` to its trial count.
+    False (nothing changed) when the sweep is no longer in that round: another
+    dispatcher advanced or stopped it first.  Call before linking the round's trials,
+    in the same transaction (on PostgreSQL the UPDATE locks the sweep's row)."""
+    changed = session.execute(
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.refine_round == expected_round,
+            Sweep.refine_stop.is_(None),
+        )
+        .values(
+            refine_round=expected_round + 1,
+            trial_count=Sweep.trial_count + trials,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return changed == 1
+
+
+def finish_refinement(session: Session, sweep_id: str, expected_round: int, reason: str) -> bool:
+    """Refine round ``expected_round`` → stopped with ``reason``; False when the sweep
+    is no longer in that round (see :func:`advance_refine_round`)."""
+    changed = session.execute(
+        update(Sweep)
+        .where(
+            Sweep.id == sweep_id,
+            Sweep.refine_round == expected_round,
+            Sweep.refine_stop.is_(None),
+        )
+        .values(refine_stop=reason)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return changed == 1

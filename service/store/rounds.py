@@ -1,0 +1,168 @@
+"""Trials into a sweep: content-addressed insert and links, for a new sweep and for each
+round of a refine sweep (which grows while it runs).
+
+Every function takes a session and only flushes; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from service.scheduling.fair_share import claim_rank
+from service.store import transitions
+from service.store.models import Sweep, SweepTrial, Trial
+from service.store.typed import typed_columns
+from workers.records import PlannedTrial
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True)
+class StoredTrials:
+    """Where each planned key stands after :func:`ensure_trials`."""
+
+    ids: dict[str, int]
+    cached_ids: frozenset[int]
+
+    @property
+    def new_ids(self) -> list[int]:
+        return [i for i in self.ids.values() if i not in self.cached_ids]
+
+
+def dialect_insert(session: Session):  # noqa: ANN201 - dialect-specific Insert
+    name = session.get_bind().dialect.name
+    return postgresql.insert if name == "postgresql" else sqlite.insert
+
+
+def existing_trials(session: Session, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``{key: (trial id, status)}`` for the keys already stored."""
+    found: dict[str, tuple[int, str]] = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        for trial_id, key, status in session.execute(
+            select(Trial.id, Trial.key, Trial.status).where(Trial.key.in_(chunk))
+        ):
+            found[key] = (trial_id, status)
+    return found
+
+
+def ensure_trials(
+    session: Session,
+    workload: str,
+    priority: int,
+    unique: Mapping[str, PlannedTrial],
+    *,
+    owner: str,
+    rank: int,
+) -> StoredTrials:
+    """Insert the planned trials not stored yet (status pending, in ``owner``'s queue at
+    ``rank``) and return every key's id.
+
+    A key already stored is reused: with a result (succeeded) it is cached; pending or
+    running it is shared (its priority lifted to ``priority``); failed or cancelled it is
+    revived into ``owner``'s queue.  Concurrent inserts of one new key are resolved by
+    ``ON CONFLICT DO NOTHING`` on the unique key, so no duplicate trial can exist.
+    """
+    now = transitions.utcnow()
+    before = existing_trials(session, list(unique))
+    rows = [
+        {
+            "key": trial.key,
+            "workload": workload,
+            "params": trial.params,
+            "execution": trial.execution,
+            "batch_key": trial.batch_key,
+            "theory_key": trial.theory_key,
+            "status": transitions.PENDING,
+            "priority": priority,
+            "owner": owner,
+            "claim_rank": rank,
+            "attempts": 0,
+            "created_at": now,
+            **typed_columns(trial.params, trial.seed),
+            "group_key": trial.group_key,
+        }
+        for trial in unique.values()
+        if trial.key not in before
+    ]
+    # executemany form: one cached statement, batched by the driver; a multi-VALUES
+    # literal with 50k bind parameters costs more to compile than to run.
+    if rows:
+        insert = dialect_insert(session)
+        session.execute(insert(Trial).on_conflict_do_nothing(index_elements=["key"]), rows)
+    after = existing_trials(session, list(unique))
+    cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
+    revive = [
+        after[key][0]
+        for key in unique
+        if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
+    ]
+    transitions.revive_trials(session, revive, priority, owner=owner, claim_rank=rank)
+    # A higher-priority sweep lifts the priority of pending trials it shares.
+    shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
+    for start in range(0, len(shared_pending), _CHUNK):
+        session.execute(
+            update(Trial)
+            .where(Trial.id.in_(shared_pending[start : start + _CHUNK]))
+            .where(Trial.priority < priority)
+            # Same class, new priority: the rank's class part is kept (fair_share.claim_rank).
+            .values(
+                priority=priority,
+                claim_rank=(Trial.claim_rank / 1000) * 1000 + (100 - priority),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return StoredTrials({key: after[key][0] for key in unique}, frozenset(cached))
+
+
+def link_trials(session: Session, sweep_id: str, stored: StoredTrials) -> None:
+    """Link the sweep to every stored trial (``cached`` marks those with a result)."""
+    links = [
+        {"sweep_id": sweep_id, "trial_id": trial_id, "cached": trial_id in stored.cached_ids}
+        for trial_id in stored.ids.values()
+    ]
+    if links:
+        session.execute(dialect_insert(session)(SweepTrial), links)
+    session.flush()
+
+
+def add_round(
+    session: Session, sweep_id: str, expected_round: int, planned: Sequence[PlannedTrial]
+) -> StoredTrials | None:
+    """Add one refinement round's trials to a refine sweep that is in ``expected_round``.
+
+    The round is advanced first (``transitions.advance_refine_round``, guarded by the
+    round), then the trials are inserted and linked and the sweep's counts updated, all
+    in the caller's transaction.  None when another dispatcher advanced the sweep first.
+    """
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None:
+        return None
+    unique: dict[str, PlannedTrial] = {}
+    for trial in planned:
+        unique.setdefault(trial.key, trial)
+    if not transitions.advance_refine_round(session, sweep_id, expected_round, len(unique)):
+        return None
+    stored = ensure_trials(
+        session,
+        sweep.workload,
+        sweep.priority,
+        unique,
+        owner=sweep.submitter,
+        rank=claim_rank(sweep.priority_class, sweep.priority),
+    )
+    if stored.cached_ids:
+        session.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep_id)
+            .values(cached_count=Sweep.cached_count + len(stored.cached_ids))
+            .execution_options(synchronize_session=False)
+        )
+    link_trials(session, sweep_id, stored)
+    return stored
