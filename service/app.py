@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.body_limit import BodyLimitMiddleware
 from service.errors import SweepsError
+from service.openapi import install_openapi
 from service.routes import figures, health, results, sweeps
 from service.settings import Settings, get_settings
 from service.store.migrate import upgrade_to_head
@@ -25,8 +27,21 @@ from service.store.session import make_engine, make_session_factory
 log = logging.getLogger("sweeps.app")
 
 
-def _error(status: int, error: str, detail: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+# Names of the statuses the router and the body reader raise by themselves.
+_HTTP_ERROR_NAMES = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "ContentTooLarge",
+}
+
+
+def _error(
+    status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": error, "detail": detail}, headers=headers
+    )
 
 
 def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,6 +55,11 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure as ``{"error", "detail"}``: domain errors with their own
+    status, schema errors as 422 with each field's ``loc``, the router's 404/405 (405
+    with ``Allow``), body-parse failures (400), oversized bodies (413), database
+    trouble (409/503) and anything unexpected (500, logged with its traceback)."""
+
     @app.exception_handler(SweepsError)
     async def _domain(_: Request, exc: SweepsError) -> JSONResponse:
         return _error(exc.status_code, type(exc).__name__, exc.detail)
@@ -50,8 +70,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
-        return _error(exc.status_code, name, exc.detail)
+        name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        return _error(exc.status_code, name, exc.detail, dict(exc.headers or {}) or None)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -62,6 +82,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error: %s", exc)
         return _error(503, "DatabaseUnavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "InternalError", f"unexpected {type(exc).__name__}; see the server log")
 
 
 def create_app(
@@ -112,7 +137,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.include_router(health.router)
     app.include_router(sweeps.router)
     app.include_router(results.router)

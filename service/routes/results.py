@@ -9,9 +9,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api_schemas.wire import ErrorBody, ResultPage, Summary
+from api_schemas.wire import ResultPage, Summary
 from service import results_export
 from service.deps import SessionDep, SettingsDep
+from service.routes.responses import errors
 from service.store import results as results_store
 from service.store.result_filters import (
     openapi_parameters,
@@ -21,7 +22,7 @@ from service.store.result_filters import (
 )
 
 router = APIRouter(prefix="/v1/results", tags=["results"])
-ERRORS = {400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+ERRORS = errors(400, 404)
 
 
 @router.get(

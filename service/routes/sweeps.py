@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from api_schemas.spec import SweepSpec
-from api_schemas.wire import ErrorBody, SweepPage, SweepPlan, SweepRead, TrialPage, TrialStatus
+from api_schemas.spec import NAME_PATTERN, SweepSpec
+from api_schemas.wire import SweepPage, SweepPlan, SweepRead, SweepStatus, TrialPage, TrialStatus
 from service import sweeps as sweep_service
 from service.deps import SessionDep, SettingsDep, SubmitterDep
+from service.routes.responses import BODY, SWEEP_LINKS, errors
 from service.store import sweeps as sweep_store
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
-ERRORS = {
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-}
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,512}$"
+ID_PATH = Path(min_length=1, max_length=64, description="a sweep id returned by create_sweep")
 
 
 @router.post(
@@ -25,7 +23,11 @@ ERRORS = {
     operation_id="create_sweep",
     response_model=SweepRead,
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": SweepRead, "description": "idempotent replay"}, **ERRORS},
+    responses={
+        201: {"description": "the new sweep", "links": SWEEP_LINKS},
+        200: {"model": SweepRead, "description": "idempotent replay", "links": SWEEP_LINKS},
+        **errors(*BODY, 409),
+    },
 )
 def create_sweep(
     spec: SweepSpec,
@@ -42,29 +44,35 @@ def create_sweep(
     return sweep
 
 
-@router.post("/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=ERRORS)
+@router.post(
+    "/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=errors(*BODY)
+)
 def plan_sweep(spec: SweepSpec, session: SessionDep, settings: SettingsDep) -> SweepPlan:
     """Dry run: trial count, cache hits, batches and estimated cost; writes nothing."""
     return sweep_service.plan_sweep(session, spec, settings)
 
 
-@router.get("", operation_id="list_sweeps", response_model=SweepPage)
+@router.get("", operation_id="list_sweeps", response_model=SweepPage, responses=errors(400))
 def list_sweeps(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status_: Annotated[
-        str | None,
-        Query(alias="status", pattern="^(pending|running|succeeded|failed|cancelled|partial)$"),
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
     ] = None,
-    name: str | None = None,
-    tag: str | None = None,
-    submitter: str | None = None,
+    offset: Annotated[
+        int,
+        Query(ge=0, le=sweep_store.MAX_OFFSET, description="rows to skip (prefer cursor)"),
+    ] = 0,
+    status_: Annotated[SweepStatus | None, Query(alias="status")] = None,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    submitter: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> SweepPage:
-    """List sweeps, newest first, filtered by status, name, tag or submitter."""
+    """List sweeps, newest first, filtered by status, name, tag or submitter (keyset-paged)."""
     return sweep_store.list_sweeps(
         session,
         limit=limit,
+        cursor=cursor,
         offset=offset,
         status=status_,
         name=name,
@@ -73,16 +81,24 @@ def list_sweeps(
     )
 
 
-@router.get("/{sweep_id}", operation_id="get_sweep", response_model=SweepRead, responses=ERRORS)
-def get_sweep(sweep_id: str, session: SessionDep) -> SweepRead:
+@router.get(
+    "/{sweep_id}",
+    operation_id="get_sweep",
+    response_model=SweepRead,
+    responses={200: {"description": "the sweep", "links": SWEEP_LINKS}, **errors(404)},
+)
+def get_sweep(sweep_id: Annotated[str, ID_PATH], session: SessionDep) -> SweepRead:
     """One sweep: status, counts per status, progress, throughput and ETA."""
     return sweep_store.read_sweep(session, sweep_id)
 
 
 @router.post(
-    "/{sweep_id}/cancel", operation_id="cancel_sweep", response_model=SweepRead, responses=ERRORS
+    "/{sweep_id}/cancel",
+    operation_id="cancel_sweep",
+    response_model=SweepRead,
+    responses=errors(404, 409),
 )
-def cancel_sweep(sweep_id: str, session: SessionDep) -> SweepRead:
+def cancel_sweep(sweep_id: Annotated[str, ID_PATH], session: SessionDep) -> SweepRead:
     """Cancel pending trials and running batches that no other live sweep needs."""
     return sweep_store.cancel_sweep(session, sweep_id)
 
@@ -91,13 +107,15 @@ def cancel_sweep(sweep_id: str, session: SessionDep) -> SweepRead:
     "/{sweep_id}/trials",
     operation_id="list_sweep_trials",
     response_model=TrialPage,
-    responses=ERRORS,
+    responses=errors(400, 404),
 )
 def list_trials(
-    sweep_id: str,
+    sweep_id: Annotated[str, ID_PATH],
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=sweep_store.TRIAL_CURSOR_PATTERN, description="next_cursor")
+    ] = None,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
 ) -> TrialPage:
     """The sweep's trials with status, attempts and errors (cursor-paginated)."""

@@ -161,8 +161,12 @@ def test_unknown_ids_and_bad_cursor(client) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "SweepNotFound"
     assert client.post("/v1/sweeps/does-not-exist/cancel").status_code == 404
     sweep_id = client.post("/v1/sweeps", json=SPEC).json()["id"]
-    bad = client.get(f"/v1/sweeps/{sweep_id}/trials", params={"cursor": "zzz"})
-    assert bad.status_code == 400 and bad.json()["error"] == "BadCursor"
+    trials = f"/v1/sweeps/{sweep_id}/trials"
+    bad = client.get(trials, params={"cursor": "zzz"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+    huge = client.get(trials, params={"cursor": "9" * 19})  # digits, but past int64
+    assert huge.status_code == 400 and huge.json()["error"] == "BadCursor"
+    assert client.get(trials, params={"cursor": "9" * 20}).status_code == 422
     assert client.get("/v1/sweeps", params={"status": "weird"}).status_code == 422
 
 
