@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,14 +90,7 @@ def count_trials(spec: SweepSpec) -> int:
     """Trial count without materializing the product (for the max-trials limit)."""
     count = 1
     for axis in spec.axes.values():
-        if isinstance(axis, list):
-            count *= len(axis)
-        elif axis.kind == "values":
-            count *= len(axis.values)
-        elif axis.kind in ("linspace", "logspace"):
-            count *= axis.num
-        else:
-            count *= axis.count
+        count *= _axis_length(axis)
     for group in spec.zip:
         count *= len(next(iter(group.values())))
     if spec.sobol is not None:
@@ -104,6 +98,33 @@ def count_trials(spec: SweepSpec) -> int:
     if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
         count *= len(spec.seed_list())
     return count
+
+
+def _axis_length(axis: Axis) -> int:
+    if isinstance(axis, list):
+        return len(axis)
+    if axis.kind == "values":
+        return len(axis.values)
+    return axis.num if axis.kind in ("linspace", "logspace") else axis.count
+
+
+def _largest_factor(spec: SweepSpec) -> list[str | int]:
+    """Where the biggest multiplier of the trial count is set (the first place to cut)."""
+    factors: list[tuple[int, list[str | int]]] = [
+        (_axis_length(axis), ["body", "axes", name]) for name, axis in spec.axes.items()
+    ]
+    for index, group in enumerate(spec.zip):
+        factors.append((len(next(iter(group.values()))), ["body", "zip", index]))
+    if spec.sobol is not None:
+        factors.append((spec.sobol.count, ["body", "sobol", "count"]))
+    if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
+        factors.append((len(spec.seed_list()), ["body", "seeds"]))
+    return max(factors, key=lambda factor: factor[0])[1] if factors else ["body", "axes"]
+
+
+def parameter_origin(spec: SweepSpec) -> dict[str, list[str | int]]:
+    """``{parameter: loc}``: where in the request body each parameter is set."""
+    return _origin_of(spec)
 
 
 def _origin_of(spec: SweepSpec) -> dict[str, list[str | int]]:
@@ -122,7 +143,7 @@ def _check_limits(spec: SweepSpec, execution: dict[str, Any], limits: LimitSetti
         raise SpecRejected(
             [
                 {
-                    "loc": ["body"],
+                    "loc": _largest_factor(spec),
                     "msg": f"sweep expands to {total} trials; the limit is {limits.max_trials} "
                     "(SWEEPS_LIMITS__MAX_TRIALS)",
                     "type": "limit_exceeded",
@@ -239,6 +260,20 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
     return trials
 
 
+def _named_field(message: str, origin: dict[str, list[str | int]]) -> str | None:
+    """The parameter a model-level rule (feasibility, architecture) is about: of the
+    parameters the message names, the first one that is varied, else the first fixed."""
+    named = sorted(
+        (match.start(), name)
+        for name in origin
+        if (match := re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message))
+    )
+    varied = [name for _, name in named if origin[name][1] != "params"]
+    if varied:
+        return varied[0]
+    return named[0][1] if named else None
+
+
 def _validate_params(
     model: type, raw: dict[str, Any], origin: dict[str, list[str | int]], index: int
 ) -> dict[str, Any]:
@@ -248,8 +283,10 @@ def _validate_params(
         errors = []
         for error in exc.errors(include_url=False, include_context=False):
             field = str(error["loc"][0]) if error["loc"] else None
-            loc = origin.get(field, ["body", "params", field]) if field else ["body"]
             message = str(error["msg"]).removeprefix("Value error, ")
+            if field is None:
+                field = _named_field(message, origin)
+            loc = origin.get(field, ["body", "params", field]) if field else ["body", "params"]
             if not error["loc"]:
                 # A model-level rule (feasibility): name every value that fed it.
                 detail = ", ".join(f"{k}={v}" for k, v in sorted(raw.items()))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from api_schemas.spec import SweepSpec
 from api_schemas.wire import SweepPlan, SweepRead
 from service.errors import IdempotencyConflict, SpecRejected
-from service.expand import PlannedTrial, expand_spec, spec_hash
+from service.expand import PlannedTrial, expand_spec, parameter_origin, spec_hash
 from service.settings import Settings
 from service.store import sweeps as sweep_store
 from workers.workloads import WORKLOADS, AdmissionContext
@@ -37,10 +37,14 @@ def admit(spec: SweepSpec, planned: list[PlannedTrial], settings: Settings) -> N
     if check is None or not planned:
         return
     context = admission_context(settings)
+    origin = parameter_origin(spec)
     errors: list[dict] = []
     seen: set[str] = set()
     for trial in {t.key: t for t in planned}.values():
         for error in check(trial.params, trial.execution, context):
+            loc = list(error["loc"])
+            if loc[:2] == ["body", "params"] and len(loc) == 3:  # point at axes/zip/sobol
+                error = {**error, "loc": origin.get(str(loc[2]), loc)}
             signature = f"{error['loc']}|{error['msg']}"
             if signature not in seen:
                 seen.add(signature)

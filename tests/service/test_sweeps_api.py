@@ -86,22 +86,20 @@ def test_cancel(client) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload, status, loc_fragment, msg_fragment",
+    "payload, loc, msg_fragment",
     [
-        (b'{"name": "x", ', 422, "body", "JSON"),
-        (json.dumps({**SPEC, "surprise": 1}).encode(), 422, "surprise", "Extra inputs"),
+        (b'{"name": "x", ', ["body", 14], "JSON decode error"),
+        (json.dumps({**SPEC, "surprise": 1}).encode(), ["body", "surprise"], "Extra inputs"),
         (
             json.dumps({**SPEC, "axes": {"lambda_pt": [0.0, 1.5]}}).encode(),
-            422,
-            "lambda_pt",
+            ["body", "axes", "lambda_pt"],
             "less than or equal to 1",
         ),
         (
             json.dumps(
                 {**SPEC, "params": {**SPEC["params"], "omega": 1.0, "rho_ft": 0.5}}
             ).encode(),
-            422,
-            "body",
+            ["body", "params", "omega"],
             "omega*rho_ft <= rho_pt",
         ),
         (
@@ -113,8 +111,7 @@ def test_cancel(client) -> None:
                     },
                 }
             ).encode(),
-            422,
-            "body",
+            ["body", "axes", "lambda_pt"],
             "limit is 500",
         ),
         (
@@ -125,24 +122,39 @@ def test_cancel(client) -> None:
                     "axes": {},
                 }
             ).encode(),
-            422,
-            "body",
+            ["body", "params", "lambda_pt"],
             "stationary point",
         ),
-        (json.dumps({**SPEC, "workload": "nope"}).encode(), 422, "body", "unknown workload"),
+        (json.dumps({**SPEC, "workload": "nope"}).encode(), ["body", "workload"], "dln_finetune"),
+        (
+            json.dumps({**SPEC, "axes": {"lambda_pt": []}}).encode(),
+            ["body", "axes", "lambda_pt"],
+            "at least one value",
+        ),
+        (json.dumps({**SPEC, "seeds": [3, 3]}).encode(), ["body", "seeds", 1], "distinct"),
+        (
+            json.dumps({**SPEC, "zip": [{"alpha": [0.1, 0.2], "D": [10]}]}).encode(),
+            ["body", "zip", 0, "D"],
+            "equally long",
+        ),
+        (
+            json.dumps({**SPEC, "execution": {"max_steps": 10**7}}).encode(),
+            ["body", "execution", "max_steps"],
+            "SWEEPS_LIMITS__MAX_STEPS",
+        ),
     ],
 )
-def test_bad_input_is_rejected_and_writes_nothing(
-    client, payload: bytes, status: int, loc_fragment: str, msg_fragment: str
+def test_bad_input_is_rejected_at_its_field_and_writes_nothing(
+    client, payload: bytes, loc: list, msg_fragment: str
 ) -> None:
     response = client.post(
         "/v1/sweeps", content=payload, headers={"content-type": "application/json"}
     )
-    assert response.status_code == status, response.text
+    assert response.status_code == 422, response.text
     body = response.json()
     assert set(body) == {"error", "detail"}
-    text = json.dumps(body["detail"])
-    assert loc_fragment in text and msg_fragment in text
+    [error] = body["detail"]
+    assert error["loc"] == loc and msg_fragment in error["msg"], error
     assert row_counts(client.database_url) == (0, 0, 0)
 
 
