@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
+    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -128,6 +129,8 @@ class SobolRange(StrictModel):
 class SobolDesign(StrictModel):
     """A scrambled Sobol design of ``count`` points over several parameter ranges."""
 
+    model_config = ConfigDict(json_schema_extra=limits.closed_key_patterns)
+
     count: Count
     seed: GeneratorSeed = 0
     params: dict[ParamName, SobolRange] = Field(min_length=1, max_length=limits.MAX_PARAMETERS)
@@ -140,6 +143,8 @@ Seeds = Annotated[
 
 class SweepSpec(StrictModel):
     """A sweep: a workload, fixed parameters, axes, seeds, execution options."""
+
+    model_config = ConfigDict(json_schema_extra=limits.closed_key_patterns)
 
     name: str = Field(pattern=NAME_PATTERN, description="human-readable sweep name")
     workload: WorkloadName = Field(description="registered workload")

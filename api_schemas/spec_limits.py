@@ -93,3 +93,22 @@ def check_axis_length(value: Any) -> Any:
         if len(value) > MAX_AXIS_VALUES:
             raise ValueError(f"an axis holds at most {MAX_AXIS_VALUES} values, got {len(value)}")
     return value
+
+
+def closed_key_patterns(schema: dict[str, Any], *_: Any) -> None:
+    """JSON-schema hook: pydantic writes a dict with a key pattern as
+    ``patternProperties`` (other keys stay allowed); the server refuses other keys, so
+    say so: ``propertyNames`` + ``additionalProperties``."""
+    if isinstance(schema, dict):
+        patterns = schema.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1:
+            [(pattern, values)] = patterns.items()
+            del schema["patternProperties"]
+            schema["propertyNames"] = {"pattern": pattern}
+            schema["additionalProperties"] = values
+        for value in schema.values():
+            if isinstance(value, dict):
+                closed_key_patterns(value)
+            elif isinstance(value, list):
+                for item in value:
+                    closed_key_patterns(item)

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.body_limit import BodyLimitMiddleware
 from service.errors import SweepsError
@@ -54,6 +55,17 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
     return cleaned
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (the router's own 405 names only
+    the first route that matched the path, e.g. POST of ``/v1/sweeps`` but not GET)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every failure as ``{"error", "detail"}``: domain errors with their own
     status, schema errors as 422 with each field's ``loc``, the router's 404/405 (405
@@ -69,9 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "ValidationError", _clean_validation_errors(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
-        return _error(exc.status_code, name, exc.detail, dict(exc.headers or {}) or None)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, name, exc.detail, headers or None)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:

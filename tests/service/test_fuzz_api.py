@@ -1,0 +1,103 @@
+"""Property-based test of the whole HTTP API with schemathesis, against the real app
+(no dispatcher, so no Ray) on SQLite and on PostgreSQL.
+
+Every phase runs (examples, coverage, fuzzing, stateful over the OpenAPI links) with
+every check on, ``positive_data_acceptance`` and ``negative_data_rejection`` included;
+the run must end with no failure and no error.  Two deliberate, documented allowances:
+
+- ``create_sweep`` / ``plan_sweep`` may answer a schema-valid spec with 422: the rules
+  across fields (every required parameter set somewhere in params/axes/zip/sobol,
+  feasibility such as ω·ρ_FT ≤ ρ_PT, low < high) cannot be written in JSON Schema.
+- the paged listings may answer a well-formed cursor with 400: a cursor is an opaque
+  token, and only the ones the server issued mean anything.
+
+CI uses a fixed seed and ``FUZZ_SECONDS`` per backend (about 3 minutes in all); a
+release runs longer with a random seed (README, "Fuzzing the API"):
+``SWEEPS_FUZZ_SECONDS=900 SWEEPS_FUZZ_SEED=random pytest tests/service/test_fuzz_api.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.settings import LimitSettings, Settings
+
+schemathesis = pytest.importorskip("schemathesis")
+from schemathesis.config import SchemathesisConfig  # noqa: E402
+from schemathesis.engine import events, from_schema  # noqa: E402
+
+FUZZ_SECONDS = int(os.environ.get("SWEEPS_FUZZ_SECONDS", "55"))
+_SEED = os.environ.get("SWEEPS_FUZZ_SEED", "20261202")
+FUZZ_SEED = random.SystemRandom().getrandbits(64) if _SEED == "random" else int(_SEED)
+SPEC_OPERATIONS = ["create_sweep", "plan_sweep"]
+CURSOR_OPERATIONS = ["list_results", "list_sweeps", "list_sweep_trials"]
+POSITIVE = ["2xx", "3xx", "401", "403", "404", "409", "429"]
+
+pytestmark = pytest.mark.slow
+
+
+def fuzz_config(seed: int, seconds: int) -> SchemathesisConfig:
+    """Every phase and every check; the allowances above as per-operation settings."""
+
+    def allowing(operations: list[str], extra: str) -> dict:
+        return {
+            "include-operation-id": operations,
+            "checks": {"positive_data_acceptance": {"expected-statuses": [*POSITIVE, extra]}},
+        }
+
+    return SchemathesisConfig.from_dict(
+        {
+            "seed": seed,
+            "max-time": seconds,
+            "suppress-health-check": ["all"],
+            "generation": {"max-examples": 25},
+            "phases": {"enabled": True},
+            "checks": {"enabled": True},
+            "operations": [
+                allowing(SPEC_OPERATIONS, "422"),
+                allowing(CURSOR_OPERATIONS, "400"),
+            ],
+        }
+    )
+
+
+def run_schemathesis(app, seed: int, seconds: int) -> tuple[Counter, list[str], set[str]]:
+    """(failures by phase/operation/check, errors, phases that ran) of one engine run."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config(seed, seconds))
+    failures: Counter = Counter()
+    samples: dict[tuple, str] = {}
+    errors: list[str] = []
+    phases: set[str] = set()
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            phases.add(event.phase.value)
+            for case_id, checks in event.recorder.checks.items():
+                for check in checks:
+                    if check.status.value != "failure":
+                        continue
+                    key = (event.phase.value, event.label, check.name)
+                    failures[key] += 1
+                    interaction = event.recorder.interactions.get(case_id)
+                    if key not in samples and interaction is not None and interaction.response:
+                        response = interaction.response
+                        samples[key] = f"{interaction.request.method} {interaction.request.uri}"
+                        samples[key] += f" -> {response.status_code} {response.content[:200]!r}"
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            errors.append(str(getattr(event, "info", event))[:500])
+    report = [f"{count} × {key}: {samples.get(key, '')}" for key, count in failures.items()]
+    return failures, errors + report, phases
+
+
+def test_api_survives_schemathesis(migrated_url: str) -> None:
+    settings = Settings(database_url=migrated_url, limits=LimitSettings(max_trials=2000))
+    app = create_app(settings, start_dispatcher=False, migrate=False)
+    with TestClient(app):
+        failures, problems, phases = run_schemathesis(app, FUZZ_SEED, FUZZ_SECONDS)
+    assert {"examples", "coverage", "fuzzing", "stateful"} <= phases, phases
+    assert not failures and not problems, f"seed {FUZZ_SEED}:\n" + "\n".join(problems)
