@@ -6,6 +6,7 @@ error handlers that render every failure as ``{"error": …, "detail": …}``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from service.body_limit import BodyLimitMiddleware
 from service.errors import SweepsError
@@ -56,13 +56,21 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route serves at this path (the router's own 405 names only
-    the first route that matched the path, e.g. POST of ``/v1/sweeps`` but not GET)."""
+    """Every method the API documents for this path, plus HEAD where GET is served (the
+    router's own 405 names only the first route whose path matched, e.g. POST of
+    ``/v1/sweeps`` but not its GET)."""
+    app = request.app
+    patterns = getattr(app.state, "path_methods", None)
+    if patterns is None:
+        patterns = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+            patterns.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
+        app.state.path_methods = patterns
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for pattern, served in patterns:
+        if pattern.match(request.url.path):
+            methods |= served | ({"HEAD"} if "GET" in served else set())
     return ", ".join(sorted(methods))
 
 
