@@ -26,6 +26,24 @@ from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
 _NON_NUMERIC_EXECUTION = ("device", "num_gpus")
+# Workloads whose numbers do not depend on the device (numpy only): device stays out.
+_DEVICE_INDEPENDENT = frozenset({"dln_theory"})
+
+
+def trial_key_execution(workload: str, execution: dict[str, Any]) -> dict[str, Any]:
+    """The execution options that enter a trial's key.
+
+    ``num_gpus`` never does (a share of a GPU, not a number of the result).  The device
+    does wherever it changes the numbers (the torch workloads: CUDA kernels, bf16
+    autocast): a CUDA result is no cache hit for a CPU submission.  It is left out for
+    ``cpu`` itself so that keys of CPU trials are the same as before it was added;
+    ``auto`` is keyed as ``auto`` (the device it resolved to is in the envelope).
+    """
+    keyed = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    device = execution.get("device", "cpu")
+    if workload not in _DEVICE_INDEPENDENT and device != "cpu":
+        keyed["device"] = device
+    return keyed
 
 
 @dataclass(frozen=True)
@@ -214,6 +232,7 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
         blocks.append(_sobol_points(spec))
     seeds: list[int | None] = list(spec.seed_list()) if schema.uses_seeds else [None]
     keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    trial_execution = trial_key_execution(spec.workload, execution)
     gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
 
     trials: list[PlannedTrial] = []
@@ -248,7 +267,7 @@ def expand_spec(spec: SweepSpec, limits: LimitSettings) -> list[PlannedTrial]:
                     "version": workload.evaluator_version,
                     "params": params,
                     "seed": seed,
-                    "execution": keyed_execution,
+                    "execution": trial_execution,
                 }
             )
             # Trials sharing a group key share a dataset (same task draw) or one

@@ -59,8 +59,11 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     admit(spec, planned, settings)
     unique = {trial.key: trial for trial in planned}
     stored = sweep_store.existing_trials(session, list(unique))
-    cached = sum(1 for key in unique if stored.get(key, (0, ""))[1] == "succeeded")
-    new = [trial for key, trial in unique.items() if stored.get(key, (0, ""))[1] != "succeeded"]
+    succeeded = {key for key in unique if stored.get(key, (0, ""))[1] == "succeeded"}
+    retry = sweep_store.retryable_ids(session, [stored[key][0] for key in succeeded])
+    hits = {key for key in succeeded if stored[key][0] not in retry}
+    cached = len(hits)
+    new = [trial for key, trial in unique.items() if key not in hits]
     workload = WORKLOADS[spec.workload]
     batch_sizes = Counter(trial.batch_key for trial in new)
     batch_size = settings.dispatch.batch_size

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.store.models import Trial
@@ -27,6 +27,10 @@ PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
     "cancelled",
 )
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+# Stop reasons of a succeeded trial that say "the machine ran out", not "this is the
+# result": such a trial is no permanent cache entry; a new sweep that asks for it
+# revives it like a failed one (``revive_trials``).
+RESOURCE_STOPS: tuple[str, ...] = ("oom", "time_limit")
 ALLOWED: dict[str, frozenset[str]] = {
     PENDING: frozenset({RUNNING, CANCELLED}),
     RUNNING: frozenset({SUCCEEDED, FAILED, CANCELLED, PENDING}),
@@ -37,6 +41,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     FAILED: frozenset({PENDING}),
     CANCELLED: frozenset({PENDING}),
 }
+# …and a succeeded trial whose stop_reason is in RESOURCE_STOPS may be revived too.
 
 
 def sources_of(target: str) -> list[str]:
@@ -201,12 +206,17 @@ def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
 
 
 def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> int:
-    """failed | cancelled → pending, when a new sweep asks for these trials again."""
+    """failed | cancelled | succeeded-on-a-resource-limit → pending, when a new sweep
+    asks for these trials again."""
+    revivable = or_(
+        Trial.status.in_([FAILED, CANCELLED]),
+        and_(Trial.status == SUCCEEDED, Trial.stop_reason.in_(RESOURCE_STOPS)),
+    )
     changed = 0
     for chunk in _chunks(list(trial_ids), 5000):
         changed += session.execute(
             update(Trial)
-            .where(Trial.id.in_(chunk), Trial.status.in_([FAILED, CANCELLED]))
+            .where(Trial.id.in_(chunk), revivable)
             .values(
                 status=PENDING,
                 attempts=0,

@@ -71,6 +71,24 @@ def existing_trials(session: Session, keys: Sequence[str]) -> dict[str, tuple[in
     return found
 
 
+def retryable_ids(session: Session, trial_ids: Sequence[int]) -> set[int]:
+    """Succeeded trials that stopped on a resource limit (``transitions.RESOURCE_STOPS``:
+    out of memory, time limit): not cache hits; a new submission runs them again."""
+    found: set[int] = set()
+    unique = list(dict.fromkeys(trial_ids))
+    for start in range(0, len(unique), _CHUNK):
+        found.update(
+            session.scalars(
+                select(Trial.id).where(
+                    Trial.id.in_(unique[start : start + _CHUNK]),
+                    Trial.status == transitions.SUCCEEDED,
+                    Trial.stop_reason.in_(transitions.RESOURCE_STOPS),
+                )
+            )
+        )
+    return found
+
+
 def create_sweep(
     session: Session,
     spec: SweepSpec,
@@ -82,7 +100,8 @@ def create_sweep(
     """Insert the sweep, its new trials (status pending) and the links, in one flush.
 
     A trial key already stored is reused: with a result (succeeded) it counts as
-    cached; pending or running it is shared; failed or cancelled it is revived.
+    cached; pending or running it is shared; failed or cancelled — or succeeded but
+    stopped by out-of-memory or its time limit — it is revived.
     Concurrent submissions of the same new key are resolved by ``ON CONFLICT DO
     NOTHING`` on the unique key, so no duplicate trial can exist.
     """
@@ -116,12 +135,14 @@ def create_sweep(
     if rows:
         session.execute(insert(Trial).on_conflict_do_nothing(index_elements=["key"]), rows)
     after = existing_trials(session, list(unique))
-    cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
+    succeeded = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
+    retry = retryable_ids(session, succeeded)
+    cached = [trial_id for trial_id in succeeded if trial_id not in retry]
     revive = [
         after[key][0]
         for key in unique
         if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
-    ]
+    ] + sorted(retry)
     transitions.revive_trials(session, revive, spec.priority)
     # A higher-priority sweep lifts the priority of pending trials it shares.
     shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
