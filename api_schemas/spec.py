@@ -75,9 +75,9 @@ class UniformAxis(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> UniformAxis:
         if not self.low < self.high:
-            raise_errors("axis", [spec_error(("high",), "range", "low must be < high", self.high)])
+            raise_errors("axis", [spec_error(("high",), "low must be < high", self.high)])
         if self.kind == "loguniform" and self.low <= 0:
-            raise_errors("axis", [spec_error(("low",), "range", "loguniform needs low > 0", 0)])
+            raise_errors("axis", [spec_error(("low",), "loguniform needs low > 0", 0)])
         return self
 
 
@@ -120,9 +120,9 @@ class SobolRange(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> SobolRange:
         if not self.low < self.high:
-            raise_errors("range", [spec_error(("high",), "range", "low must be < high", 0)])
+            raise_errors("range", [spec_error(("high",), "low must be < high", 0)])
         if self.log and self.low <= 0:
-            raise_errors("range", [spec_error(("low",), "range", "log ranges need low > 0", 0)])
+            raise_errors("range", [spec_error(("low",), "log ranges need low > 0", 0)])
         return self
 
 
@@ -189,18 +189,18 @@ class SweepSpec(StrictModel):
             if name in seen:
                 first = seen[name][0]
                 message = f"parameter {name!r} is set in both {first} and {where[0]}"
-                errors.append(spec_error(where, "duplicate_parameter", message, name))
+                errors.append(spec_error(where, message, name))
             seen.setdefault(name, where)
         if "seed" in seen:
             message = "set seeds with the top-level 'seeds' field, not as a parameter"
-            errors.append(spec_error(seen["seed"], "seed_parameter", message, "seed"))
+            errors.append(spec_error(seen["seed"], message, "seed"))
         allowed = set(schema.params_model.model_fields)
         for name in sorted(set(seen) - allowed - {"seed"}):
             message = (
                 f"unknown parameter {name!r} for workload {self.workload}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
-            errors.append(spec_error(seen[name], "unknown_parameter", message, name))
+            errors.append(spec_error(seen[name], message, name))
         raise_errors("SweepSpec", errors)
         return self
 
@@ -227,7 +227,7 @@ def _prefixed(
         if drop_tag is not None and loc[:1] == (drop_tag,):
             loc = loc[1:]
         message = str(error["msg"]).removeprefix("Value error, ")
-        located.append(spec_error((*prefix, *loc), error["type"], message, error.get("input")))
+        located.append(spec_error((*prefix, *loc), message, error.get("input")))
     return located
 
 
@@ -239,7 +239,6 @@ def _zip_errors(index: int, group: dict[str, list[Any]]) -> list[Any]:
     return [
         spec_error(
             ("zip", index, name),
-            "zip_length",
             f"zip[{index}] lists must be equally long: {name} has {length}, not {first}",
             length,
         )

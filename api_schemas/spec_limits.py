@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_core import InitErrorDetails, PydanticCustomError
 
 MAX_AXIS_VALUES = 100_000
 MAX_SEEDS = 10_000
@@ -43,14 +42,13 @@ SEEDS_SCHEMA: dict[str, Any] = {
 }
 
 
-def spec_error(loc: tuple[str | int, ...], kind: str, message: str, value: Any) -> InitErrorDetails:
-    """One pydantic error at ``loc`` (relative to the model or field being validated)."""
-    return InitErrorDetails(
-        type=PydanticCustomError(kind, message), loc=loc, input=value  # type: ignore[arg-type]
-    )
+def spec_error(loc: tuple[str | int, ...], message: str, value: Any) -> Any:
+    """One pydantic ``value_error`` at ``loc`` (relative to the model or field being
+    validated)."""
+    return {"type": "value_error", "loc": loc, "input": value, "ctx": {"error": message}}
 
 
-def raise_errors(title: str, errors: list[InitErrorDetails]) -> None:
+def raise_errors(title: str, errors: list[Any]) -> None:
     if errors:
         raise ValidationError.from_exception_data(title, errors)
 
@@ -76,9 +74,9 @@ def check_seeds(value: Any) -> int | list[int]:
     for index, seed in enumerate(value):
         if not _is_int(seed) or not 0 <= seed <= SEED_MAX:
             message = f"a seed must be an integer in [0, {SEED_MAX}]"
-            errors.append(spec_error((index,), "seed_range", message, seed))
+            errors.append(spec_error((index,), message, seed))
         elif seed in seen:
-            errors.append(spec_error((index,), "seed_repeated", "seeds must be distinct", seed))
+            errors.append(spec_error((index,), "seeds must be distinct", seed))
         else:
             seen.add(seed)
     raise_errors("seeds", errors)
