@@ -56,21 +56,31 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method the API documents for this path, plus HEAD where GET is served (the
-    router's own 405 names only the first route whose path matched, e.g. POST of
-    ``/v1/sweeps`` but not its GET)."""
+    """The methods the API documents for this path, plus HEAD where GET is served.
+
+    The router's own 405 names only the first route whose path matched (POST of
+    ``/v1/sweeps`` but not its GET).  Of the documented templates that match, the most
+    literal wins (``/v1/sweeps/plan`` over ``/v1/sweeps/{sweep_id}``), as a reader of
+    the document would resolve it.
+    """
     app = request.app
-    patterns = getattr(app.state, "path_methods", None)
-    if patterns is None:
-        patterns = []
+    templates = getattr(app.state, "path_methods", None)
+    if templates is None:
+        templates = []
         for template, operations in app.openapi().get("paths", {}).items():
             regex = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
-            patterns.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
-        app.state.path_methods = patterns
-    methods: set[str] = set()
-    for pattern, served in patterns:
-        if pattern.match(request.url.path):
-            methods |= served | ({"HEAD"} if "GET" in served else set())
+            methods = {method.upper() for method in operations}
+            templates.append((template.count("{"), re.compile(f"^{regex}$"), methods))
+        app.state.path_methods = templates
+    matching = [
+        (params, served) for params, regex, served in templates if regex.match(request.url.path)
+    ]
+    if not matching:
+        return ""
+    fewest = min(params for params, _ in matching)
+    methods = set().union(*(served for params, served in matching if params == fewest))
+    if "GET" in methods:
+        methods.add("HEAD")
     return ", ".join(sorted(methods))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -37,21 +38,28 @@ FUZZ_SECONDS = int(os.environ.get("SWEEPS_FUZZ_SECONDS", "55"))
 _SEED = os.environ.get("SWEEPS_FUZZ_SEED", "20261202")
 FUZZ_SEED = random.SystemRandom().getrandbits(64) if _SEED == "random" else int(_SEED)
 CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+STATELESS = ("examples", "coverage", "fuzzing")
+ALL_PHASES = (*STATELESS, "stateful")
 
 pytestmark = pytest.mark.slow
 
 
-def fuzz_config(seed: int, seconds: int) -> SchemathesisConfig:
-    """The project's ``schemathesis.toml`` (every phase, every check, the allowances)
-    with this run's seed and time budget."""
-    config = SchemathesisConfig.from_path(CONFIG)
-    config.update(seed=seed, max_time=seconds, max_failures=None)
-    return config
+def fuzz_config(seed: int, seconds: int, phases: tuple[str, ...]) -> SchemathesisConfig:
+    """The project's ``schemathesis.toml`` (every check, the allowances) with this run's
+    seed, time budget and phases, and no state from earlier runs (no replayed crashes:
+    the seed alone decides the run)."""
+    data = tomllib.loads(CONFIG.read_text())
+    data |= {"seed": seed, "max-time": seconds, "cache": {"enabled": False}}
+    data["phases"] = {phase: {"enabled": phase in phases} for phase in ALL_PHASES}
+    return SchemathesisConfig.from_dict(data)
 
 
-def run_schemathesis(app, seed: int, seconds: int) -> tuple[Counter, list[str], set[str]]:
+def run_schemathesis(
+    app, seed: int, seconds: int, phases: tuple[str, ...]
+) -> tuple[Counter, list[str], set[str]]:
     """(failures by phase/operation/check, errors, phases that ran) of one engine run."""
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config(seed, seconds))
+    config = fuzz_config(seed, seconds, phases)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     failures: Counter = Counter()
     samples: dict[tuple, str] = {}
     errors: list[str] = []
@@ -79,7 +87,17 @@ def run_schemathesis(app, seed: int, seconds: int) -> tuple[Counter, list[str], 
 def test_api_survives_schemathesis(migrated_url: str) -> None:
     settings = Settings(database_url=migrated_url, limits=LimitSettings(max_trials=2000))
     app = create_app(settings, start_dispatcher=False, migrate=False)
+    failures: Counter = Counter()
+    problems: list[str] = []
+    ran: set[str] = set()
     with TestClient(app):
-        failures, problems, phases = run_schemathesis(app, FUZZ_SEED, FUZZ_SECONDS)
-    assert {"examples", "coverage", "fuzzing", "stateful"} <= phases, phases
+        # Two budgets, so that the stateful phase always gets its share of the time.
+        for phases, share in ((STATELESS, 0.6), (("stateful",), 0.4)):
+            found, seen, phases_ran = run_schemathesis(
+                app, FUZZ_SEED, max(1, round(FUZZ_SECONDS * share)), phases
+            )
+            failures += found
+            problems += seen
+            ran |= phases_ran
+    assert set(ALL_PHASES) <= ran, ran
     assert not failures and not problems, f"seed {FUZZ_SEED}:\n" + "\n".join(problems)
