@@ -31,7 +31,12 @@ MapAxis = Annotated[str | None, Query(min_length=1, max_length=64)]
 )
 def render_figure(
     sweep_id: SweepIdPath,
-    figure: Annotated[str, Path(pattern=FIGURE_PATTERN, description="<kind>.<png|svg>")],
+    figure: Annotated[
+        str,
+        # Documented, not validated here: another name is a 404 UnknownFigure that lists
+        # the kinds and formats (parse_figure_name), not a pattern-mismatch 422.
+        Path(description="<kind>.<png|svg>", json_schema_extra={"pattern": FIGURE_PATTERN}),
+    ],
     session: SessionDep,
     theory_sweep: Annotated[
         str | None,
