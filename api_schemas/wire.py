@@ -83,9 +83,10 @@ class SweepRead(ReadModel):
 
 class SweepPage(BaseModel):
     items: list[SweepRead]
-    total: int
+    total: int = Field(description="sweeps matching the filters (all pages)")
     limit: int
     offset: int
+    next_cursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
 
 class SweepPlan(BaseModel):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,15 +19,30 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth.deps import audit_failure
+from service.body_limit import BodyLimitMiddleware
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
+from service.openapi import install_openapi
 from service.routes import audit, boundary, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("sweeps.app")
 
 
-def _error(status: int, error: str, detail: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": error, "detail": detail})
+# Names of the statuses the router and the body reader raise by themselves.
+_HTTP_ERROR_NAMES = {
+    400: "BadRequest",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "ContentTooLarge",
+}
+
+
+def _error(
+    status: int, error: str, detail: Any, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": error, "detail": detail}, headers=headers
+    )
 
 
 def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,7 +55,41 @@ def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any
     return cleaned
 
 
+def _allowed_methods(request: Request) -> str:
+    """The methods the API documents for this path, plus HEAD where GET is served.
+
+    The router's own 405 names only the first route whose path matched (POST of
+    ``/v1/sweeps`` but not its GET).  Of the documented templates that match, the most
+    literal wins (``/v1/sweeps/plan`` over ``/v1/sweeps/{sweep_id}``), as a reader of
+    the document would resolve it.
+    """
+    app = request.app
+    templates = getattr(app.state, "path_methods", None)
+    if templates is None:
+        templates = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+            methods = {method.upper() for method in operations}
+            templates.append((template.count("{"), re.compile(f"^{regex}$"), methods))
+        app.state.path_methods = templates
+    matching = [
+        (params, served) for params, regex, served in templates if regex.match(request.url.path)
+    ]
+    if not matching:
+        return ""
+    fewest = min(params for params, _ in matching)
+    methods = set().union(*(served for params, served in matching if params == fewest))
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Render every failure as ``{"error", "detail"}``: domain errors with their own
+    status, schema errors as 422 with each field's ``loc``, the router's 404/405 (405
+    with ``Allow``), body-parse failures (400), oversized bodies (413), database
+    trouble (409/503) and anything unexpected (500, logged with its traceback)."""
+
     @app.exception_handler(SweepsError)
     async def _domain(request: Request, exc: SweepsError) -> JSONResponse:
         if isinstance(exc, Forbidden) and not getattr(request.state, "audited", False):
@@ -58,9 +108,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "ValidationError", _clean_validation_errors(list(exc.errors())))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
-        return _error(exc.status_code, name, exc.detail)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, name, exc.detail, headers or None)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
@@ -73,6 +126,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error: %s", exc)
         return _error(503, "DatabaseUnavailable", "the database is unavailable; retry later")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "InternalError", f"unexpected {type(exc).__name__}; see the server log")
 
 
 def create_app(
@@ -111,7 +169,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes)
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.include_router(health.router)
     app.include_router(sweeps.router)
     app.include_router(results.router)

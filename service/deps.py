@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
 from service.auth import policy
@@ -92,7 +92,12 @@ AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 
 
 def check_readable_sweep(
-    sweep_id: str, session: SessionDep, principal: Reader, settings: SettingsDep
+    sweep_id: Annotated[
+        str, Path(min_length=1, max_length=64, description="a sweep id returned by create_sweep")
+    ],
+    session: SessionDep,
+    principal: Reader,
+    settings: SettingsDep,
 ) -> str:
     """The path's sweep id, once the principal may read it (404 / 403 otherwise)."""
     policy.check_read(principal, settings, sweep_store.sweep_owner(session, sweep_id))

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,24 @@ from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
 _NON_NUMERIC_EXECUTION = ("device", "num_gpus")
+# Workloads whose numbers do not depend on the device (numpy only): device stays out.
+_DEVICE_INDEPENDENT = frozenset({"dln_theory"})
+
+
+def trial_key_execution(workload: str, execution: dict[str, Any]) -> dict[str, Any]:
+    """The execution options that enter a trial's key.
+
+    ``num_gpus`` never does (a share of a GPU, not a number of the result).  The device
+    does wherever it changes the numbers (the torch workloads: CUDA kernels, bf16
+    autocast): a CUDA result is no cache hit for a CPU submission.  It is left out for
+    ``cpu`` itself so that keys of CPU trials are the same as before it was added;
+    ``auto`` is keyed as ``auto`` (the device it resolved to is in the envelope).
+    """
+    keyed = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    device = execution.get("device", "cpu")
+    if workload not in _DEVICE_INDEPENDENT and device != "cpu":
+        keyed["device"] = device
+    return keyed
 
 
 def canonical_hash(payload: Any) -> str:
@@ -82,14 +101,7 @@ def count_trials(spec: SweepSpec) -> int:
     """Trial count without materializing the product (for the max-trials limit)."""
     count = 1
     for axis in spec.axes.values():
-        if isinstance(axis, list):
-            count *= len(axis)
-        elif axis.kind == "values":
-            count *= len(axis.values)
-        elif axis.kind in ("linspace", "logspace"):
-            count *= axis.num
-        else:
-            count *= axis.count
+        count *= _axis_length(axis)
     for group in spec.zip:
         count *= len(next(iter(group.values())))
     if spec.sobol is not None:
@@ -99,6 +111,33 @@ def count_trials(spec: SweepSpec) -> int:
     if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
         count *= len(spec.seed_list())
     return count
+
+
+def _axis_length(axis: Axis) -> int:
+    if isinstance(axis, list):
+        return len(axis)
+    if axis.kind == "values":
+        return len(axis.values)
+    return axis.num if axis.kind in ("linspace", "logspace") else axis.count
+
+
+def _largest_factor(spec: SweepSpec) -> list[str | int]:
+    """Where the biggest multiplier of the trial count is set (the first place to cut)."""
+    factors: list[tuple[int, list[str | int]]] = [
+        (_axis_length(axis), ["body", "axes", name]) for name, axis in spec.axes.items()
+    ]
+    for index, group in enumerate(spec.zip):
+        factors.append((len(next(iter(group.values()))), ["body", "zip", index]))
+    if spec.sobol is not None:
+        factors.append((spec.sobol.count, ["body", "sobol", "count"]))
+    if WORKLOAD_SCHEMAS[spec.workload].uses_seeds:
+        factors.append((len(spec.seed_list()), ["body", "seeds"]))
+    return max(factors, key=lambda factor: factor[0])[1] if factors else ["body", "axes"]
+
+
+def parameter_origin(spec: SweepSpec) -> dict[str, list[str | int]]:
+    """``{parameter: loc}``: where in the request body each parameter is set."""
+    return _origin_of(spec)
 
 
 def _origin_of(spec: SweepSpec) -> dict[str, list[str | int]]:
@@ -123,7 +162,7 @@ def _check_limits(spec: SweepSpec, execution: dict[str, Any], limits: LimitSetti
         raise SpecRejected(
             [
                 {
-                    "loc": ["body"],
+                    "loc": _largest_factor(spec),
                     "msg": f"sweep expands to {total} trials; the limit is {limits.max_trials} "
                     "(SWEEPS_LIMITS__MAX_TRIALS)",
                     "type": "limit_exceeded",
@@ -209,6 +248,7 @@ def expand_spec(
         blocks.append(list(points))
     seeds: list[int | None] = list(spec.seed_list()) if schema.uses_seeds else [None]
     keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    trial_execution = trial_key_execution(spec.workload, execution)
     gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
 
     trials: list[PlannedTrial] = []
@@ -243,7 +283,7 @@ def expand_spec(
                     "version": workload.evaluator_version,
                     "params": params,
                     "seed": seed,
-                    "execution": keyed_execution,
+                    "execution": trial_execution,
                 }
             )
             # Trials sharing a group key share a dataset (same task draw) or one
@@ -255,6 +295,20 @@ def expand_spec(
     return trials
 
 
+def _named_field(message: str, origin: dict[str, list[str | int]]) -> str | None:
+    """The parameter a model-level rule (feasibility, architecture) is about: of the
+    parameters the message names, the first one that is varied, else the first fixed."""
+    named = sorted(
+        (match.start(), name)
+        for name in origin
+        if (match := re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message))
+    )
+    varied = [name for _, name in named if origin[name][1] != "params"]
+    if varied:
+        return varied[0]
+    return named[0][1] if named else None
+
+
 def _validate_params(
     model: type, raw: dict[str, Any], origin: dict[str, list[str | int]], index: int
 ) -> dict[str, Any]:
@@ -264,8 +318,10 @@ def _validate_params(
         errors = []
         for error in exc.errors(include_url=False, include_context=False):
             field = str(error["loc"][0]) if error["loc"] else None
-            loc = origin.get(field, ["body", "params", field]) if field else ["body"]
             message = str(error["msg"]).removeprefix("Value error, ")
+            if field is None:
+                field = _named_field(message, origin)
+            loc = origin.get(field, ["body", "params", field]) if field else ["body", "params"]
             if not error["loc"]:
                 # A model-level rule (feasibility): name every value that fed it.
                 detail = ", ".join(f"{k}={v}" for k, v in sorted(raw.items()))

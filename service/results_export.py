@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.export_stream import guarded, prefetched
 from service.store.result_filters import INTEGER_COLUMNS, PARAM_COLUMNS, ExportQuery
 from service.store.results import EXPORT_COLUMNS, iter_export_chunks
 
@@ -123,9 +124,17 @@ def parquet_stream(chunks: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
 def export_response(
     session_factory: sessionmaker[Session], query: ExportQuery
 ) -> StreamingResponse:
-    """A streamed CSV or Parquet download of every row ``query`` covers."""
-    chunks = iter_export_chunks(session_factory, query)
-    body = csv_stream(chunks) if query.format == "csv" else parquet_stream(chunks)
+    """A streamed CSV or Parquet download of every row ``query`` covers.
+
+    The first chunk is read (and a Parquet file written whole) before the response
+    starts, so those failures are ordinary error responses; a later one ends the body
+    with a trailer and an aborted transfer (``service.export_stream``).
+    """
+    chunks = prefetched(iter_export_chunks(session_factory, query))
+    if query.format == "csv":
+        body = guarded(csv_stream(chunks), "csv export")
+    else:
+        body = guarded(prefetched(parquet_stream(chunks)), "parquet export")
     sweep = re.sub(r"[^A-Za-z0-9_.-]", "", query.filter.sweep_id or "")
     stem = f"results-{sweep}" if sweep else "results"
     return StreamingResponse(

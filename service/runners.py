@@ -1,8 +1,9 @@
 """Batch runners the dispatcher drives: Ray (the product) and in-process (for tools).
 
-``RayRunner`` starts a local Ray in-process when no address is configured (embedded
-default) or joins an existing cluster (``SWEEPS_RAY_ADDRESS``).  ``InlineRunner`` runs
-a batch synchronously in the calling thread; the benchmarks use it as the
+``RayRunner`` starts a private local Ray in-process when no address is configured
+(embedded default: ``ray.init(address="local")``, never a cluster that an earlier
+``ray start`` left behind) or joins an existing cluster (``SWEEPS_RAY_ADDRESS``).
+``InlineRunner`` runs a batch synchronously in the calling thread; the benchmarks use it as the
 "same computation, no service" baseline and scripts can use it without Ray.
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from service.settings import RaySettings
@@ -67,10 +69,13 @@ class RayRunner:
                 log_to_driver=False,
             )
         else:
-            # A private local Ray: no dashboard, never the default GCS port 6379
-            # (Redis may live there), no token auth needed for an in-process head.
+            # A private local Ray: address="local" always starts a new one (a bare
+            # ray.init() joins whatever cluster RAY_ADDRESS or /tmp/ray's record of an
+            # earlier `ray start` points at).  No dashboard, never the default GCS port
+            # 6379 (Redis may live there), no token auth for an in-process head.
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             ray.init(
+                address="local",
                 num_cpus=self.settings.num_cpus or os.cpu_count() or 1,
                 namespace=self.settings.namespace,
                 include_dashboard=False,
@@ -108,6 +113,29 @@ class RayRunner:
         if not ray.is_initialized():
             return "not started"
         return "local" if self._started_here else f"cluster {self.settings.address}"
+
+    def health(self, timeout: float) -> tuple[bool, str]:
+        """(answers, description): asks the cluster for its nodes, waiting ``timeout`` s.
+
+        A hung GCS leaves one daemon thread waiting; the probe itself returns in time.
+        """
+        import ray
+
+        if not ray.is_initialized():
+            return False, "error: not started"
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-health")
+        try:
+            nodes = pool.submit(ray.nodes).result(timeout=timeout)
+        except FutureTimeout:
+            return False, f"error: {self.describe()} did not answer within {timeout:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not answering"
+            return False, f"error: {self.describe()}: {type(exc).__name__}"
+        finally:
+            pool.shutdown(wait=False)
+        alive = sum(1 for node in nodes if node.get("Alive"))
+        if not alive:
+            return False, f"error: {self.describe()} has no live node"
+        return True, f"{self.describe()}: {alive} node{'s' if alive != 1 else ''} alive"
 
     def submit(
         self,

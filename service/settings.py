@@ -7,6 +7,7 @@ in-process, dispatcher inside the API process).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, model_validator
@@ -21,6 +22,11 @@ class LimitSettings(BaseModel):
     max_d_times_n: int = Field(default=50_000_000, ge=1, description="largest D·n_FT")
     max_steps: int = Field(default=1_000_000, ge=1, description="largest GD step count")
     page_limit: int = Field(default=1000, ge=1, description="hard cap on a result page")
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="largest request body; larger is 413 (from Content-Length or while read)",
+    )
 
 
 class DispatchSettings(BaseModel):
@@ -64,6 +70,9 @@ class RaySettings(BaseModel):
     address: str = Field(default="", description="e.g. ray://head:10001 or auto")
     num_cpus: int | None = Field(default=None, ge=1, description="local Ray only")
     namespace: str = "finetune-sweeps"
+    health_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="how long /healthz waits for Ray to answer"
+    )
 
 
 class DataSettings(BaseModel):
@@ -139,6 +148,12 @@ class FairShareSettings(BaseModel):
             "interactive": self.weight_interactive,
             "batch": self.weight_batch,
         }.get(priority_class, 1.0)
+class Environment(StrEnum):
+    """Where the service runs; an unknown value (``prod``, ``Production``) refuses to start."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
 
 
 class Settings(BaseSettings):
@@ -150,7 +165,9 @@ class Settings(BaseSettings):
         default="sqlite:///sweeps.db",
         description="SQLAlchemy URL; postgresql+psycopg://… for a shared deployment",
     )
-    environment: str = Field(default="development", description="development|production")
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT, description="development | test | production"
+    )
     default_submitter: str = Field(
         default="anonymous", description="submitter when no X-Sweeps-Submitter header is sent"
     )
@@ -168,7 +185,7 @@ class Settings(BaseSettings):
     def _shortcuts(self) -> Settings:
         if self.ray_address and not self.ray.address:
             self.ray = self.ray.model_copy(update={"address": self.ray_address})
-        if self.environment == "production" and self.database_url.startswith("sqlite"):
+        if self.environment is Environment.PRODUCTION and self.database_url.startswith("sqlite"):
             raise ValueError(
                 "SWEEPS_ENVIRONMENT=production needs a shared database: set "
                 "SWEEPS_DATABASE_URL=postgresql+psycopg://…"

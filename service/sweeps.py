@@ -16,8 +16,9 @@ from api_schemas.wire import SweepPlan, SweepRead
 from service.auth import policy, quotas
 from service.auth.principal import Principal
 from service.errors import IdempotencyConflict, SpecRejected
-from service.expand import expand_spec, spec_hash
+from service.expand import expand_spec, parameter_origin, spec_hash
 from service.settings import Settings
+from service.store import rounds
 from service.store import sweeps as sweep_store
 from service.store import users as user_store
 from service.store.claims import ClaimPolicy
@@ -42,16 +43,22 @@ def _setting_env_var(setting: str) -> str:
     return "SWEEPS_" + "__".join(part.upper() for part in setting.split("."))
 
 
-def admission_errors(problems: list[AdmissionProblem]) -> list[dict]:
-    """A workload's neutral admission problems as 422 error items (field path under
-    ``body``, the environment variable behind a limit named in the message)."""
+def admission_errors(
+    problems: list[AdmissionProblem], origin: dict[str, list[str | int]] | None = None
+) -> list[dict]:
+    """A workload's neutral admission problems as 422 error items: the field path under
+    ``body`` (a parameter's path points at the axis, zip or sobol entry that set it,
+    ``origin``), the environment variable behind a limit named in the message."""
     errors: list[dict] = []
     seen: set[str] = set()
     for problem in problems:
         message = problem.message
         if problem.setting:
             message = f"{message} ({_setting_env_var(problem.setting)})"
-        error = {"loc": ["body", *problem.field], "msg": message, "type": problem.kind}
+        loc: list[str | int] = ["body", *problem.field]
+        if origin and len(problem.field) == 2 and problem.field[0] == "params":
+            loc = origin.get(str(problem.field[1]), loc)
+        error = {"loc": loc, "msg": message, "type": problem.kind}
         signature = f"{error['loc']}|{message}"
         if signature not in seen:
             seen.add(signature)
@@ -70,7 +77,7 @@ def admit(spec: SweepSpec, planned: list[PlannedTrial], settings: Settings) -> N
     for trial in {t.key: t for t in planned}.values():
         problems += workload.admission_problems(trial.params, trial.execution, context)
     if problems:
-        raise SpecRejected(admission_errors(problems))
+        raise SpecRejected(admission_errors(problems, parameter_origin(spec)))
 
 
 def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPlan:
@@ -80,8 +87,11 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     unique = {trial.key: trial for trial in planned}
     stored = sweep_store.existing_trials(session, list(unique))
     done = TrialStatus.SUCCEEDED
-    cached = sum(1 for key in unique if stored.get(key, (0, ""))[1] == done)
-    new = [trial for key, trial in unique.items() if stored.get(key, (0, ""))[1] != done]
+    succeeded = {key for key in unique if stored.get(key, (0, ""))[1] == done}
+    retry = rounds.retryable_ids(session, [stored[key][0] for key in succeeded])
+    hits = {key for key in succeeded if stored[key][0] not in retry}
+    cached = len(hits)
+    new = [trial for key, trial in unique.items() if key not in hits]
     workload = WORKLOADS[spec.workload]
     batch_sizes = Counter(trial.batch_key for trial in new)
     batch_size = settings.dispatch.batch_size

@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api_schemas.report import AgreementReport
-from api_schemas.wire import ErrorBody
 from service import report as report_service
 from service.deps import ReadableSweep, SessionDep
 from service.figures import FORMATS, KINDS, FigureOptions
 from service.figures import sweep as figure_service
+from service.routes.responses import errors
 
 router = APIRouter(prefix="/v1/sweeps", tags=["figures"])
-ERRORS = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-}
+ERRORS = errors(404, 409)
 FIGURE_HELP = "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
+FIGURE_PATTERN = f"^({'|'.join(KINDS)})\\.({'|'.join(FORMATS)})$"
+SweepIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+MapAxis = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 
 @router.get(
@@ -34,18 +31,30 @@ FIGURE_HELP = "; ".join(f"{kind}: {text}" for kind, text in KINDS.items())
 )
 def render_figure(
     sweep_id: ReadableSweep,
-    figure: str,
+    figure: Annotated[
+        str,
+        # Documented, not validated here: another name is a 404 UnknownFigure that lists
+        # the kinds and formats (parse_figure_name), not a pattern-mismatch 422.
+        Path(description="<kind>.<png|svg>", json_schema_extra={"pattern": FIGURE_PATTERN}),
+    ],
     session: SessionDep,
     theory_sweep: Annotated[
-        str | None, Query(description="a dln_theory sweep whose curves are the theory lines")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="a dln_theory sweep whose curves are the theory lines",
+        ),
     ] = None,
-    x: Annotated[str | None, Query(description="maps: parameter on the x axis")] = None,
-    y: Annotated[str | None, Query(description="maps: parameter on the y axis")] = None,
+    x: Annotated[MapAxis, Query(description="maps: parameter on the x axis")] = None,
+    y: Annotated[MapAxis, Query(description="maps: parameter on the y axis")] = None,
     yscale: Literal["log", "linear"] = "log",
     source: Annotated[
         Literal["theory", "empirical"], Query(description="heat maps: which ℓ / PD values")
     ] = "theory",
-    floor: Annotated[float, Query(gt=0, description="scatter: stopping-rule floor")] = 1e-2,
+    floor: Annotated[
+        float, Query(gt=0, le=1e300, description="scatter: stopping-rule floor")
+    ] = 1e-2,
 ) -> Response:
     """A figure of the sweep, rendered server-side as PNG or SVG."""
     kind, fmt = figure_service.parse_figure_name(figure)
@@ -67,7 +76,8 @@ def get_report(
     sweep_id: ReadableSweep,
     session: SessionDep,
     floor: Annotated[
-        float, Query(gt=0, description="E_gen below which the stopping rule sets the error")
+        float,
+        Query(gt=0, le=1e300, description="E_gen below which the stopping rule sets the error"),
     ] = report_service.DEFAULT_FLOOR,
     worst: Annotated[int, Query(ge=0, le=1000, description="how many worst configs")] = 10,
 ) -> AgreementReport:

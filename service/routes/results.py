@@ -11,10 +11,11 @@ from dataclasses import replace
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from api_schemas.wire import ErrorBody, ResultPage, Summary
+from api_schemas.wire import ResultPage, Summary
 from service import results_export
 from service.auth import policy
 from service.deps import Reader, SessionDep, SettingsDep
+from service.routes.responses import errors
 from service.store import results as results_store
 from service.store.result_filters import (
     openapi_parameters,
@@ -32,13 +33,9 @@ def visible(query, principal, settings):  # noqa: ANN001, ANN201 - any query wit
     if owner is None:
         return query
     return replace(query, filter=replace(query.filter, visible_to=owner))
-ERRORS = {
-    400: {"model": ErrorBody},
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-}
+
+
+ERRORS = errors(400, 404)
 
 
 @router.get(

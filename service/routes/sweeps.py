@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 
-from api_schemas.spec import SweepSpec
-from api_schemas.wire import ErrorBody, SweepPage, SweepPlan, SweepRead, TrialPage, TrialStatus
+from api_schemas.spec import NAME_PATTERN, SweepSpec
+from api_schemas.wire import SweepPage, SweepPlan, SweepRead, SweepStatus, TrialPage, TrialStatus
 from service import sweeps as sweep_service
 from service.auth import policy
 from service.deps import AuditDep, ReadableSweep, Reader, SessionDep, SettingsDep, Submitter
+from service.routes.responses import BODY, SWEEP_LINKS, errors
 from service.store import sweeps as sweep_store
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
-ERRORS = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-}
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{1,512}$"
+ID_PATH = Path(min_length=1, max_length=64, description="a sweep id returned by create_sweep")
 
 
 @router.post(
@@ -29,9 +25,9 @@ ERRORS = {
     response_model=SweepRead,
     status_code=status.HTTP_201_CREATED,
     responses={
-        200: {"model": SweepRead, "description": "idempotent replay"},
-        429: {"model": ErrorBody, "description": "over a quota; see Retry-After"},
-        **ERRORS,
+        201: {"description": "the new sweep", "links": SWEEP_LINKS},
+        200: {"model": SweepRead, "description": "idempotent replay", "links": SWEEP_LINKS},
+        **errors(*BODY, 409, 429),
     },
 )
 def create_sweep(
@@ -54,7 +50,9 @@ def create_sweep(
     return sweep
 
 
-@router.post("/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=ERRORS)
+@router.post(
+    "/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=errors(*BODY)
+)
 def plan_sweep(
     spec: SweepSpec, session: SessionDep, settings: SettingsDep, _: Reader
 ) -> SweepPlan:
@@ -62,25 +60,29 @@ def plan_sweep(
     return sweep_service.plan_sweep(session, spec, settings)
 
 
-@router.get("", operation_id="list_sweeps", response_model=SweepPage, responses=ERRORS)
+@router.get("", operation_id="list_sweeps", response_model=SweepPage, responses=errors(400))
 def list_sweeps(
     session: SessionDep,
     settings: SettingsDep,
     principal: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    status_: Annotated[
-        str | None,
-        Query(alias="status", pattern="^(pending|running|succeeded|failed|cancelled|partial)$"),
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
     ] = None,
-    name: str | None = None,
-    tag: str | None = None,
-    submitter: str | None = None,
+    offset: Annotated[
+        int,
+        Query(ge=0, le=sweep_store.MAX_OFFSET, description="rows to skip (prefer cursor)"),
+    ] = 0,
+    status_: Annotated[SweepStatus | None, Query(alias="status")] = None,
+    name: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    submitter: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
 ) -> SweepPage:
-    """List sweeps, newest first, filtered by status, name, tag or submitter."""
+    """List sweeps, newest first, filtered by status, name, tag or submitter (keyset-paged)."""
     return sweep_store.list_sweeps(
         session,
         limit=limit,
+        cursor=cursor,
         offset=offset,
         status=status_,
         name=name,
@@ -89,17 +91,25 @@ def list_sweeps(
     )
 
 
-@router.get("/{sweep_id}", operation_id="get_sweep", response_model=SweepRead, responses=ERRORS)
+@router.get(
+    "/{sweep_id}",
+    operation_id="get_sweep",
+    response_model=SweepRead,
+    responses={200: {"description": "the sweep", "links": SWEEP_LINKS}, **errors(404)},
+)
 def get_sweep(sweep_id: ReadableSweep, session: SessionDep, settings: SettingsDep) -> SweepRead:
     """One sweep: status, counts, progress, throughput, ETA, and why pending trials wait."""
     return sweep_service.sweep_with_wait(session, sweep_id, settings)
 
 
 @router.post(
-    "/{sweep_id}/cancel", operation_id="cancel_sweep", response_model=SweepRead, responses=ERRORS
+    "/{sweep_id}/cancel",
+    operation_id="cancel_sweep",
+    response_model=SweepRead,
+    responses=errors(404, 409),
 )
 def cancel_sweep(
-    sweep_id: str, session: SessionDep, principal: Submitter, audit: AuditDep
+    sweep_id: Annotated[str, ID_PATH], session: SessionDep, principal: Submitter, audit: AuditDep
 ) -> SweepRead:
     """Cancel pending trials and running batches that no other live sweep needs (owner
     or admin)."""
@@ -112,13 +122,15 @@ def cancel_sweep(
     "/{sweep_id}/trials",
     operation_id="list_sweep_trials",
     response_model=TrialPage,
-    responses=ERRORS,
+    responses=errors(400, 404),
 )
 def list_trials(
     sweep_id: ReadableSweep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=sweep_store.TRIAL_CURSOR_PATTERN, description="next_cursor")
+    ] = None,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
 ) -> TrialPage:
     """The sweep's trials with status, attempts and errors (cursor-paginated)."""

@@ -23,7 +23,7 @@ import binascii
 import difflib
 import hashlib
 import json
-import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +33,7 @@ from api_schemas.statuses import TrialStatus
 from api_schemas.wire import REGIMES, TRIAL_STATUSES
 from api_schemas.workloads import TYPED_PARAMETERS
 from service.errors import BadCursor, BadQuery
+from service.store import query_bounds as bounds
 
 # Query name -> ORM attribute of ``Trial`` (the column "D" is the attribute ``dim``).
 PARAM_COLUMNS: dict[str, str] = {
@@ -156,6 +157,11 @@ def decode_cursor(text: str, sort: Sort, flt: ResultFilter) -> Cursor:
         or isinstance(payload["v"], bool)
     ):
         raise BadCursor("cursor is not valid: pass the next_cursor of a previous page unchanged")
+    value_bounds = bounds.INTEGER_COLUMN_BOUNDS.get(sort.column, bounds.INT64)
+    if not bounds.integer_fits(payload["i"], bounds.ID_BOUNDS) or (
+        isinstance(payload["v"], int) and not bounds.integer_fits(payload["v"], value_bounds)
+    ):
+        raise BadCursor("cursor is not valid: its position lies outside what the columns hold")
     if payload["s"] != sort.token:
         raise BadCursor(
             f"cursor was issued for sort={payload['s']}, not sort={sort.token}: "
@@ -185,7 +191,8 @@ class _Errors:
 
 
 def _split(values: list[str]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    # No stripping: the documented pattern is ``T(,T)*`` and the parser reads the same.
+    return [part for value in values for part in value.split(",")]
 
 
 def _choices(name: str, values: list[str], allowed: Iterable[str], errors: _Errors) -> list[str]:
@@ -199,17 +206,16 @@ def _choices(name: str, values: list[str], allowed: Iterable[str], errors: _Erro
     return list(dict.fromkeys(part for part in parts if part in allowed))
 
 
-def _number(name: str, text: str, integer: bool, errors: _Errors) -> float | int | None:
-    try:
-        if integer:
-            return int(text)
-        value = float(text)
-    except ValueError:
-        kind = "an integer" if integer else "a number"
-        errors.add(name, f"{name} must be {kind}, got {text!r}", "type_error")
-        return None
-    if not math.isfinite(value):
-        errors.add(name, f"{name} must be a finite number, got {text!r}", "type_error")
+def _number(
+    name: str, text: str, column: str, integer: bool, errors: _Errors
+) -> float | int | None:
+    if integer:
+        column_bounds = bounds.INTEGER_COLUMN_BOUNDS.get(column, bounds.INT64)
+        value: float | int | str = bounds.parse_integer(name, text, column_bounds)
+    else:
+        value = bounds.parse_number(name, text)
+    if isinstance(value, str):
+        errors.add(name, value, "type_error")
         return None
     return value
 
@@ -217,7 +223,7 @@ def _number(name: str, text: str, integer: bool, errors: _Errors) -> float | int
 def _single(name: str, values: list[str], errors: _Errors) -> str | None:
     if len(values) > 1:
         errors.add(name, f"{name} given {len(values)} times; give it once")
-    return values[-1].strip() if values else None
+    return values[-1] if values else None
 
 
 def _group(params: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
@@ -253,23 +259,22 @@ def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilte
             _choices("regime_empirical", grouped["regime_empirical"], REGIMES, errors)
         )
     if "status" in grouped:
-        parts = _split(grouped["status"])
-        if "any" in parts:
-            statuses = None
-        else:
-            statuses = tuple(_choices("status", grouped["status"], TRIAL_STATUSES, errors))
+        chosen = _choices("status", grouped["status"], (*TRIAL_STATUSES, "any"), errors)
+        statuses = None if "any" in chosen else tuple(chosen)
     if "workload" in grouped:
         workloads = tuple(dict.fromkeys(_split(grouped["workload"])))
-        if not workloads:
-            errors.add("workload", "workload needs a value")
+        bad = [w for w in workloads if not re.fullmatch(bounds.WORKLOAD_TOKEN, w)]
+        if bad:
+            errors.add("workload", f"workload {', '.join(map(repr, bad))}: not a workload name")
     sweep_id = _single("sweep_id", grouped.get("sweep_id", []), errors)
-    if "sweep_id" in grouped and not sweep_id:
-        errors.add("sweep_id", "sweep_id needs a value")
+    if sweep_id is not None and not re.fullmatch(bounds.SWEEP_ID_PATTERN, sweep_id):
+        errors.add("sweep_id", f"sweep_id {sweep_id[:80]!r} is not a sweep id")
     ranges = []
     for name in _RANGE_NAMES:
         column, op = name.rsplit("_", 1)
-        for text in grouped.get(name, []):
-            value = _number(name, text.strip(), column in INTEGER_COLUMNS, errors)
+        text = _single(name, grouped.get(name, []), errors)
+        if text is not None:
+            value = _number(name, text, column, column in INTEGER_COLUMNS, errors)
             if value is not None:
                 ranges.append(Range(column, op, value))
     return ResultFilter(
@@ -287,7 +292,7 @@ def _parse_sort(grouped: dict[str, list[str]], errors: _Errors) -> Sort:
     if text is None:
         return Sort()
     descending = text.startswith("-")
-    column = text.lstrip("-+")
+    column = text[1:] if descending else text
     if column not in SORT_COLUMNS:
         errors.add("sort", f"sort {text!r}: pick one of {', '.join(SORT_COLUMNS)} ('-' = desc)")
         return Sort()
@@ -304,11 +309,11 @@ def parse_list_query(params: Iterable[tuple[str, str]], page_limit: int) -> List
     limit = DEFAULT_LIMIT
     limit_text = _single("limit", grouped.get("limit", []), errors)
     if limit_text is not None:
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            errors.add("limit", f"limit must be an integer, got {limit_text!r}", "type_error")
+        parsed = bounds.parse_integer("limit", limit_text)
+        if isinstance(parsed, str):
+            errors.add("limit", parsed, "type_error")
         else:
+            limit = parsed
             if limit < 1:
                 errors.add("limit", "limit must be at least 1")
             elif limit > page_limit:
@@ -319,6 +324,8 @@ def parse_list_query(params: Iterable[tuple[str, str]], page_limit: int) -> List
                     "/v1/results/export for everything",
                 )
     cursor_text = _single("cursor", grouped.get("cursor", []), errors)
+    if cursor_text is not None and not re.fullmatch(bounds.CURSOR_PATTERN, cursor_text):
+        errors.add("cursor", "cursor must be the next_cursor of a previous page")
     errors.raise_if_any()
     cursor = decode_cursor(cursor_text, sort, flt) if cursor_text else None
     return ListQuery(filter=flt, sort=sort, limit=limit, cursor=cursor)
@@ -350,7 +357,8 @@ def parse_export_query(params: Iterable[tuple[str, str]]) -> ExportQuery:
     _check_unknown(grouped, ("format", "sort"), errors)
     flt = _parse_filter(grouped, errors)
     sort = _parse_sort(grouped, errors)
-    fmt = _single("format", grouped.get("format", []), errors) or "csv"
+    fmt = _single("format", grouped.get("format", []), errors)
+    fmt = "csv" if fmt is None else fmt
     if fmt not in EXPORT_FORMATS:
         errors.add("format", f"format {fmt!r}: pick one of {', '.join(EXPORT_FORMATS)}")
     errors.raise_if_any()
@@ -358,59 +366,92 @@ def parse_export_query(params: Iterable[tuple[str, str]]) -> ExportQuery:
 
 
 # -- documentation -------------------------------------------------------------------
-def openapi_parameters(endpoint: str) -> list[dict[str, Any]]:
+def _token_list(tokens: Iterable[str]) -> dict[str, Any]:
+    """A repeatable parameter whose every value is a comma list of ``tokens``."""
+    pattern = bounds.token_list_pattern(bounds.choice_token(tuple(tokens)))
+    return {"type": "array", "items": {"type": "string", "pattern": pattern}, "minItems": 1}
+
+
+def openapi_parameters(endpoint: str, page_limit: int | None = None) -> list[dict[str, Any]]:
     """OpenAPI ``parameters`` for an endpoint ("list", "summary" or "export").
 
     The handlers read the raw query string (so unknown names can be refused); this
-    keeps the grammar visible in ``/docs`` all the same.
+    documents exactly what the parser accepts: the patterns, enums and numeric bounds
+    (``query_bounds``), and which parameters may repeat (arrays, ``explode``).
+    ``page_limit`` is the ``limit`` maximum (the app fills in its setting).
     """
 
     def param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-        return {
+        entry = {
             "name": name,
             "in": "query",
             "required": False,
             "description": description,
             "schema": schema,
         }
+        if schema.get("type") == "array":
+            entry |= {"style": "form", "explode": True}
+        return entry
 
-    regime = {"type": "string", "examples": ["IV", "II,IV"]}
+    workload = bounds.token_list_pattern(bounds.WORKLOAD_TOKEN)
     params = [
         param(
-            "regime_theory", "theory regime(s): I, II, III, IV; repeat or comma-separate", regime
+            "regime_theory",
+            "theory regime(s): I, II, III, IV; repeat or comma-separate",
+            _token_list(REGIMES),
         ),
-        param("regime_empirical", "measured regime(s), same syntax", regime),
-        param("status", "trial status(es) or 'any' (default succeeded)", {"type": "string"}),
-        param("workload", "workload name(s); repeat or comma-separate", {"type": "string"}),
-        param("sweep_id", "only trials of this sweep (404 if unknown)", {"type": "string"}),
+        param("regime_empirical", "measured regime(s), same syntax", _token_list(REGIMES)),
+        param(
+            "status",
+            "trial status(es) or 'any' (default succeeded)",
+            _token_list((*TRIAL_STATUSES, "any")),
+        ),
+        param(
+            "workload",
+            "workload name(s); repeat or comma-separate",
+            {"type": "array", "items": {"type": "string", "pattern": workload}, "minItems": 1},
+        ),
+        param(
+            "sweep_id",
+            "only trials of this sweep (404 if unknown)",
+            {"type": "string", "pattern": bounds.SWEEP_ID_PATTERN},
+        ),
     ]
     for column in RANGE_COLUMNS:
-        kind = "integer" if column in INTEGER_COLUMNS else "number"
+        if column in INTEGER_COLUMNS:
+            low, high = bounds.INTEGER_COLUMN_BOUNDS.get(column, bounds.INT64)
+            schema = {"type": "integer", "minimum": low, "maximum": high}
+        else:
+            schema = {"type": "number", "minimum": -bounds.FLOAT_MAX, "maximum": bounds.FLOAT_MAX}
         for op in OPERATORS:
-            params.append(param(f"{column}_{op}", f"{column} {op} value", {"type": kind}))
+            params.append(param(f"{column}_{op}", f"{column} {op} value", schema))
     if endpoint in ("list", "export"):
+        sort_tokens = [token for column in SORT_COLUMNS for token in (column, f"-{column}")]
         params.append(
             param(
                 "sort",
                 f"one of {', '.join(SORT_COLUMNS)}; '-' prefix = desc",
-                {"type": "string", "default": "id"},
+                {"type": "string", "enum": sort_tokens, "default": "id"},
             )
         )
     if endpoint == "list":
+        limit = {"type": "integer", "default": DEFAULT_LIMIT, "minimum": 1}
+        if page_limit is not None:
+            limit["maximum"] = page_limit
+        params.append(param("limit", "page size (at most SWEEPS_LIMITS__PAGE_LIMIT)", limit))
         params.append(
             param(
-                "limit",
-                "page size (at most settings.limits.page_limit)",
-                {"type": "integer", "default": DEFAULT_LIMIT, "minimum": 1},
+                "cursor",
+                "next_cursor of the previous page (same sort and filters)",
+                {"type": "string", "pattern": bounds.CURSOR_PATTERN},
             )
         )
-        params.append(param("cursor", "next_cursor of the previous page", {"type": "string"}))
     if endpoint == "summary":
         params.append(
             param(
                 "group_by",
                 f"comma list of {', '.join(GROUP_COLUMNS)}",
-                {"type": "string", "examples": ["c_pt,lambda_pt,gamma_ft,alpha"]},
+                _token_list(GROUP_COLUMNS),
             )
             | {"required": True}
         )

@@ -52,6 +52,24 @@ def existing_trials(session: Session, keys: Sequence[str]) -> dict[str, tuple[in
     return found
 
 
+def retryable_ids(session: Session, trial_ids: Sequence[int]) -> set[int]:
+    """Succeeded trials that stopped on a resource limit (``transitions.RESOURCE_STOPS``:
+    out of memory, time limit): not cache hits; a new submission runs them again."""
+    found: set[int] = set()
+    unique = list(dict.fromkeys(trial_ids))
+    for start in range(0, len(unique), _CHUNK):
+        found.update(
+            session.scalars(
+                select(Trial.id).where(
+                    Trial.id.in_(unique[start : start + _CHUNK]),
+                    Trial.status == transitions.SUCCEEDED,
+                    Trial.stop_reason.in_(transitions.RESOURCE_STOPS),
+                )
+            )
+        )
+    return found
+
+
 def ensure_trials(
     session: Session,
     workload: str,
@@ -97,12 +115,14 @@ def ensure_trials(
         insert = dialect_insert(session)
         session.execute(insert(Trial).on_conflict_do_nothing(index_elements=["key"]), rows)
     after = existing_trials(session, list(unique))
-    cached = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
+    succeeded = [after[key][0] for key in unique if after[key][1] == transitions.SUCCEEDED]
+    retry = retryable_ids(session, succeeded)
+    cached = [trial_id for trial_id in succeeded if trial_id not in retry]
     revive = [
         after[key][0]
         for key in unique
         if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
-    ]
+    ] + sorted(retry)
     transitions.revive_trials(session, revive, priority, owner=owner, claim_rank=rank)
     # A higher-priority sweep lifts the priority of pending trials it shares.
     shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]

@@ -29,12 +29,16 @@ from api_schemas.wire import (
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
 from service.scheduling.fair_share import claim_rank
 from service.store import claims, rounds, transitions
+from service.store import sweep_listing as listing
 from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from workers.records import PlannedTrial
 
+MAX_OFFSET = listing.MAX_OFFSET
+TRIAL_CURSOR_PATTERN = "^[0-9]{1,19}$"
+_INT64_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class CreatedSweep:
@@ -250,27 +254,32 @@ def list_sweeps(
     session: Session,
     *,
     limit: int,
-    offset: int,
+    cursor: str | None = None,
+    offset: int = 0,
     status: str | None = None,
     name: str | None = None,
     tag: str | None = None,
     submitter: str | None = None,
 ) -> SweepPage:
-    """Newest first.  Status is derived, so that filter is applied after counting."""
-    query = select(Sweep).order_by(Sweep.created_at.desc(), Sweep.id)
-    if name:
-        query = query.where(Sweep.name == name)
-    if submitter:
-        query = query.where(Sweep.submitter == submitter)
-    sweeps = list(session.scalars(query))
-    if tag:
-        sweeps = [sweep for sweep in sweeps if tag in (sweep.tags or [])]
-    counts = _counts(session, [sweep.id for sweep in sweeps])
-    reads = [_to_read(session, s, counts[s.id], with_spec=False) for s in sweeps]
-    if status:
-        reads = [read for read in reads if read.status == status]
+    """Newest first (``created_at`` desc, then ``id``), keyset-paged, counted in SQL.
+
+    The derived status is computed in SQL (``listing.derived_status``) so a status
+    filter, the total and the page are all one query each; only the page's sweeps are
+    turned into ``SweepRead``.  ``cursor`` is the previous page's ``next_cursor``;
+    ``offset`` (bounded by ``MAX_OFFSET``) skips rows after it.
+    """
+    conditions = listing.conditions(session, status=status, name=name, tag=tag, submitter=submitter)
+    total = session.scalar(listing.count_statement(conditions)) or 0
+    statement = listing.page_statement(conditions)
+    if cursor:
+        statement = statement.where(listing.after(listing.decode_cursor(cursor)))
+    rows = list(session.scalars(statement.offset(offset).limit(limit + 1)))
+    page = rows[:limit]
+    counts = _counts(session, [sweep.id for sweep in page])
+    reads = [_to_read(session, s, counts[s.id], with_spec=False) for s in page]
+    next_cursor = listing.encode_cursor(page[-1]) if len(rows) > limit else None
     return SweepPage(
-        items=reads[offset : offset + limit], total=len(reads), limit=limit, offset=offset
+        items=reads, total=total, limit=limit, offset=offset, next_cursor=next_cursor
     )
 
 
@@ -317,12 +326,10 @@ def list_trials(
     _get(session, sweep_id)
     after = 0
     if cursor:
-        try:
-            after = int(cursor)
-        except ValueError:
-            raise BadCursor(
-                f"cursor {cursor!r} is not a cursor returned by this endpoint"
-            ) from None
+        # The route's pattern admits only digits; the id column is a 64-bit integer.
+        if not cursor.isascii() or not cursor.isdigit() or int(cursor) > _INT64_MAX:
+            raise BadCursor(f"cursor {cursor!r} is not a cursor returned by this endpoint")
+        after = int(cursor)
     query = (
         select(Trial)
         .join(SweepTrial, SweepTrial.trial_id == Trial.id)

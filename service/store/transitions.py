@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
@@ -54,6 +54,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     CANCELLED: frozenset({PENDING}),
 }
 _CHUNK = 5000
+# Stop reasons of a succeeded trial that say "the machine ran out", not "this is the
+# result": such a trial is no permanent cache entry.  A new sweep that asks for it
+# revives it (``revive_trials``); it is the one way out of ``succeeded``, and only for
+# these, so every real result stays immutable.
+RESOURCE_STOPS: tuple[str, ...] = ("oom", "time_limit")
 
 
 class IllegalTransition(RuntimeError):
@@ -288,7 +293,12 @@ def revive_trials(
     claim_rank: int | None = None,
 ) -> int:
     """failed | cancelled → pending, when a new sweep asks for these trials again (they
-    then wait in the queue of that sweep's owner, at its rank)."""
+    then wait in the queue of that sweep's owner, at its rank); also a succeeded trial
+    that stopped on a resource limit (``RESOURCE_STOPS``): it holds no result to keep."""
+    revivable = or_(
+        _leaving([FAILED, CANCELLED], PENDING),
+        and_(Trial.status == SUCCEEDED, Trial.stop_reason.in_(RESOURCE_STOPS)),
+    )
     queue = {}
     if owner is not None:
         queue["owner"] = owner
@@ -299,9 +309,7 @@ def revive_trials(
     for start in range(0, len(ids), _CHUNK):
         changed += session.execute(
             update(Trial)
-            .where(
-                Trial.id.in_(ids[start : start + _CHUNK]), _leaving([FAILED, CANCELLED], PENDING)
-            )
+            .where(Trial.id.in_(ids[start : start + _CHUNK]), revivable)
             .values(
                 status=PENDING,
                 attempts=0,

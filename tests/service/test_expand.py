@@ -134,18 +134,58 @@ def test_limits() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad, fragment",
+    "bad, loc, fragment",
     [
-        ({"workload": "nope"}, "unknown workload"),
-        ({"axes": {"c_pt": [1.0]}}, "both params and axes"),
-        ({"axes": {"bogus": [1.0]}}, "unknown parameter"),
-        ({"zip": [{"alpha": [0.1, 0.2], "D": [10]}]}, "equal length"),
-        ({"seeds": [1, 1]}, "distinct"),
-        ({"execution": {"lr": -1}}, "greater than 0"),
+        ({"workload": "nope"}, ("workload",), "Input should be 'dln_finetune'"),
+        ({"axes": {"c_pt": [1.0]}}, ("axes", "c_pt"), "both params and axes"),
+        ({"axes": {"bogus": [1.0]}}, ("axes", "bogus"), "unknown parameter 'bogus'"),
+        ({"axes": {"lambda_pt": []}}, ("axes", "lambda_pt"), "at least one value"),
+        ({"zip": [{"alpha": [0.1, 0.2], "D": [10]}]}, ("zip", 0, "D"), "equally long"),
+        ({"zip": [{}]}, ("zip", 0), "at least 1 item"),
+        ({"seeds": [1, 1]}, ("seeds", 1), "distinct"),
+        ({"seeds": [0, 2**31]}, ("seeds", 1), "[0, 2147483647]"),
+        ({"seeds": 0}, ("seeds",), "[1, 10000]"),
+        ({"seeds": list(range(10_001))}, ("seeds",), "at most 10000 seeds"),
+        ({"execution": {"lr": -1}}, ("execution", "lr"), "greater than 0"),
+        (
+            {"axes": {"lambda_pt": {"kind": "uniform", "low": 1, "high": 0, "count": 2}}},
+            ("axes", "lambda_pt", "high"),
+            "low must be < high",
+        ),
     ],
 )
-def test_spec_shape_errors(bad: dict, fragment: str) -> None:
+def test_spec_shape_errors_point_at_the_field(bad: dict, loc: tuple, fragment: str) -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match=fragment):
+    with pytest.raises(ValidationError) as err:
         SweepSpec.model_validate({**BASE, **bad})
+    [error] = err.value.errors()
+    assert error["loc"] == loc and fragment in error["msg"], error
+
+
+def test_expansion_errors_point_at_the_field() -> None:
+    feasible = {**BASE["params"], "lambda_pt": 0, "gamma_ft": 1}
+    fixed = {k: v for k, v in feasible.items() if k != "omega"}
+    infeasible = spec(params={**fixed, "rho_ft": 0.5}, axes={"omega": [0.1, 1.0]})
+    with pytest.raises(SpecRejected) as err:
+        expand_spec(infeasible, LimitSettings())
+    assert err.value.detail[0]["loc"] == ["body", "axes", "omega"]
+    assert "omega*rho_ft <= rho_pt" in err.value.detail[0]["msg"]
+    fixed_only = spec(params={**feasible, "omega": 1.0, "rho_ft": 0.5})
+    with pytest.raises(SpecRejected) as err:
+        expand_spec(fixed_only, LimitSettings())
+    assert err.value.detail[0]["loc"] == ["body", "params", "omega"]
+    many = spec(
+        params={k: v for k, v in feasible.items() if k != "lambda_pt"},
+        axes={"lambda_pt": {"kind": "linspace", "start": -0.5, "stop": 0.5, "num": 30}},
+        seeds=40,
+    )
+    with pytest.raises(SpecRejected) as err:
+        expand_spec(many, LimitSettings(max_trials=1000))
+    assert err.value.detail == [
+        {
+            "loc": ["body", "seeds"],
+            "msg": "sweep expands to 1200 trials; the limit is 1000 (SWEEPS_LIMITS__MAX_TRIALS)",
+            "type": "limit_exceeded",
+        }
+    ]

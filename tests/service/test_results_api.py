@@ -248,10 +248,22 @@ def test_bad_cursors_are_400(app_client, dataset) -> None:
     cursor = app_client.get("/v1/results?limit=2&sort=c_pt").json()["next_cursor"]
     assert app_client.get(f"/v1/results?limit=2&sort=c_pt&cursor={cursor}").status_code == 200
     forged = base64.urlsafe_b64encode(json.dumps({"s": "id"}).encode()).decode()
+
+    def position(value, last_id) -> str:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw.update(v=value, i=last_id)
+        return base64.urlsafe_b64encode(json.dumps(raw).encode()).decode().rstrip("=")
+
+    garbled = app_client.get("/v1/results?sort=c_pt&cursor=garbage!!")
+    assert garbled.status_code == 422
+    assert garbled.json()["detail"][0]["loc"] == ["query", "cursor"]
     for bad, words in [
-        ("garbage!!", "not valid"),
         ("eyJub3QiOiAianNvbg", "not valid"),
         (forged, "not valid"),
+        (position(0.5, 10**30), "outside what the columns hold"),
+        (position(0.5, 1e30), "not valid"),
+        (position(0.5, -1), "outside what the columns hold"),
+        (position(10**19, 3), "outside what the columns hold"),
     ]:
         response = app_client.get(f"/v1/results?sort=c_pt&cursor={bad}")
         assert response.status_code == 400, bad

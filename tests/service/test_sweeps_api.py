@@ -86,22 +86,20 @@ def test_cancel(client) -> None:
 
 
 @pytest.mark.parametrize(
-    "payload, status, loc_fragment, msg_fragment",
+    "payload, loc, msg_fragment",
     [
-        (b'{"name": "x", ', 422, "body", "JSON"),
-        (json.dumps({**SPEC, "surprise": 1}).encode(), 422, "surprise", "Extra inputs"),
+        (b'{"name": "x", ', ["body", 14], "JSON decode error"),
+        (json.dumps({**SPEC, "surprise": 1}).encode(), ["body", "surprise"], "Extra inputs"),
         (
             json.dumps({**SPEC, "axes": {"lambda_pt": [0.0, 1.5]}}).encode(),
-            422,
-            "lambda_pt",
+            ["body", "axes", "lambda_pt"],
             "less than or equal to 1",
         ),
         (
             json.dumps(
                 {**SPEC, "params": {**SPEC["params"], "omega": 1.0, "rho_ft": 0.5}}
             ).encode(),
-            422,
-            "body",
+            ["body", "params", "omega"],
             "omega*rho_ft <= rho_pt",
         ),
         (
@@ -113,8 +111,7 @@ def test_cancel(client) -> None:
                     },
                 }
             ).encode(),
-            422,
-            "body",
+            ["body", "axes", "lambda_pt"],
             "limit is 500",
         ),
         (
@@ -125,24 +122,39 @@ def test_cancel(client) -> None:
                     "axes": {},
                 }
             ).encode(),
-            422,
-            "body",
+            ["body", "params", "lambda_pt"],
             "stationary point",
         ),
-        (json.dumps({**SPEC, "workload": "nope"}).encode(), 422, "body", "unknown workload"),
+        (json.dumps({**SPEC, "workload": "nope"}).encode(), ["body", "workload"], "dln_finetune"),
+        (
+            json.dumps({**SPEC, "axes": {"lambda_pt": []}}).encode(),
+            ["body", "axes", "lambda_pt"],
+            "at least one value",
+        ),
+        (json.dumps({**SPEC, "seeds": [3, 3]}).encode(), ["body", "seeds", 1], "distinct"),
+        (
+            json.dumps({**SPEC, "zip": [{"alpha": [0.1, 0.2], "D": [10]}]}).encode(),
+            ["body", "zip", 0, "D"],
+            "equally long",
+        ),
+        (
+            json.dumps({**SPEC, "execution": {"max_steps": 10**7}}).encode(),
+            ["body", "execution", "max_steps"],
+            "SWEEPS_LIMITS__MAX_STEPS",
+        ),
     ],
 )
-def test_bad_input_is_rejected_and_writes_nothing(
-    client, payload: bytes, status: int, loc_fragment: str, msg_fragment: str
+def test_bad_input_is_rejected_at_its_field_and_writes_nothing(
+    client, payload: bytes, loc: list, msg_fragment: str
 ) -> None:
     response = client.post(
         "/v1/sweeps", content=payload, headers={"content-type": "application/json"}
     )
-    assert response.status_code == status, response.text
+    assert response.status_code == 422, response.text
     body = response.json()
     assert set(body) == {"error", "detail"}
-    text = json.dumps(body["detail"])
-    assert loc_fragment in text and msg_fragment in text
+    [error] = body["detail"]
+    assert error["loc"] == loc and msg_fragment in error["msg"], error
     assert row_counts(client.database_url) == (0, 0, 0)
 
 
@@ -161,8 +173,12 @@ def test_unknown_ids_and_bad_cursor(client) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "SweepNotFound"
     assert client.post("/v1/sweeps/does-not-exist/cancel").status_code == 404
     sweep_id = client.post("/v1/sweeps", json=SPEC).json()["id"]
-    bad = client.get(f"/v1/sweeps/{sweep_id}/trials", params={"cursor": "zzz"})
-    assert bad.status_code == 400 and bad.json()["error"] == "BadCursor"
+    trials = f"/v1/sweeps/{sweep_id}/trials"
+    bad = client.get(trials, params={"cursor": "zzz"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+    huge = client.get(trials, params={"cursor": "9" * 19})  # digits, but past int64
+    assert huge.status_code == 400 and huge.json()["error"] == "BadCursor"
+    assert client.get(trials, params={"cursor": "9" * 20}).status_code == 422
     assert client.get("/v1/sweeps", params={"status": "weird"}).status_code == 422
 
 
