@@ -53,7 +53,8 @@ def test_unexpected_errors_are_500_in_the_one_shape(client, monkeypatch) -> None
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(sweep_store, "read_sweep", broken)
+    # The first store call of GET /v1/sweeps/{id} (the owner look-up of the read check).
+    monkeypatch.setattr(sweep_store, "sweep_owner", broken)
     response = client.get("/v1/sweeps/abc")
     assert (response.status_code, response.json()) == (
         500,

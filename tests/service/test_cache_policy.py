@@ -9,12 +9,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api_schemas.spec import SweepSpec
-from service import transitions
 from service.app import create_app
 from service.expand import canonical_hash, expand_spec
 from service.settings import LimitSettings, Settings
+from service.store import transitions
 from service.store.models import Trial
 from service.store.session import session_scope
+from workers.records import TrialOutcome
 from workers.workloads import WORKLOADS
 
 RELU = {
@@ -30,7 +31,7 @@ def finish_all(session_factory, stop_reason: str) -> None:
     with session_scope(session_factory) as session:
         claimed = transitions.claim_pending(session, "test", 100, 60, postgres=False)
         outcomes = [
-            (t.id, {"status": "succeeded", "stop_reason": stop_reason, "gen_error_sim": 0.5})
+            (t, TrialOutcome.succeeded(stop_reason=stop_reason, gen_error_sim=0.5))
             for t in claimed
         ]
         assert transitions.finish_running(session, "test", outcomes) == len(claimed) == 1
