@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth.deps import audit_failure
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
-from service.routes import audit, figures, health, results, sweeps, users
+from service.routes import audit, benchmarks, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
 from service.store.migrate import upgrade_to_head
 from service.store.session import make_engine, make_session_factory
@@ -132,4 +132,5 @@ def create_app(
     app.include_router(figures.router)
     app.include_router(users.router)
     app.include_router(audit.router)
+    app.include_router(benchmarks.router)
     return app

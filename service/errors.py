@@ -85,3 +85,10 @@ class QuotaExceeded(SweepsError):
     def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+
+
+class ResultsIncomplete(SweepsError):
+    """Bring-your-own benchmark results that leave out (or add) suite configs or metrics;
+    ``detail`` is a list of pydantic-style errors naming each one."""
+
+    status_code = 422
