@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from service.benchmarks.policies import Contender, aggregate, sem
@@ -38,20 +37,22 @@ def from_records(
     configs: Sequence[Config],
     records: Mapping[str, Sequence[dict[str, Any]]],
     query_latency_ms: Sequence[float] = (),
+    spans: Mapping[str, float | None] | None = None,
 ) -> dict[str, Any]:
     """Measurements of a run-here run from ``{sweep name: result records}``.
 
     Performance: ``wall_time_per_trial_s`` is every trial's compute seconds;
     ``throughput_trials_per_s`` trials over their summed compute time;
-    ``dispatch_overhead_s`` the per-trial share of the sweep's span (first start to last
-    finish) not spent computing; ``query_latency_ms`` as timed by the caller.
+    ``dispatch_overhead_s`` per sweep, the part of its span (``spans``: first trial start
+    to last finish, seconds) not spent computing, per trial; ``query_latency_ms`` as timed
+    by the caller.
     """
     by_key = {(c.sweep, params_key(c.params)): c.label for c in configs}
     out: dict[str, dict[str, Any]] = {c.label: _empty() for c in configs}
     walls: list[float] = []
     overheads: list[float] = []
     for sweep, rows in records.items():
-        finished: list[tuple[datetime, float]] = []
+        sweep_walls: list[float] = []
         for row in rows:
             label = by_key.get((sweep, params_key(row["params"])))
             if label is None:
@@ -71,12 +72,10 @@ def from_records(
                 entry["regime_empirical"].append(row["regime_empirical"])
             if _finite(row.get("wall_time_s")):
                 walls.append(float(row["wall_time_s"]))
-                if row.get("finished_at") is not None:
-                    finished.append((row["finished_at"], float(row["wall_time_s"])))
-        if finished:
-            start = min(at.timestamp() - wall for at, wall in finished)
-            span = max(at.timestamp() for at, _ in finished) - start
-            overheads.append(max(0.0, span - sum(w for _, w in finished)) / len(finished))
+                sweep_walls.append(float(row["wall_time_s"]))
+        span = (spans or {}).get(sweep)
+        if span is not None and sweep_walls:
+            overheads.append(max(0.0, span - sum(sweep_walls)) / len(sweep_walls))
     for entry in out.values():
         entry["theory_replica"] = _mean(entry.pop("_replica"))
         entry["theory_finite"] = _mean(entry.pop("_finite"))

@@ -200,8 +200,9 @@ def _finish_run_here(session: Session, run: store.RunRecord, settings: Settings)
         store.finish_run(session, run.id, "error", {"reason": reason}, [])
         return
     suite = load_suite(settings, run.suite)
-    records, latencies = {}, []
+    records, latencies, spans = {}, [], {}
     for sweep in sweeps:
+        spans[sweep.name] = store.sweep_span(session, sweep.id)
         started = time.perf_counter()
         records[sweep.name] = figure_store.sweep_records(session, sweep.id)
         latencies.append(1000 * (time.perf_counter() - started))
@@ -209,7 +210,8 @@ def _finish_run_here(session: Session, run: store.RunRecord, settings: Settings)
         started = time.perf_counter()
         figure_store.sweep_records(session, sweeps[0].id)
         latencies.append(1000 * (time.perf_counter() - started))
-    measurements = from_records(suite_configs(suite, settings.limits), records, latencies)
+    configs = suite_configs(suite, settings.limits)
+    measurements = from_records(configs, records, latencies, spans)
     store.set_measurements(session, run.id, measurements)
     judge_run(session, run, suite, measurements, settings, "service")
 

@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
-from service.store.models import BenchmarkRun, BenchmarkThreshold, BenchmarkValue
+from service.store.models import (
+    BenchmarkRun,
+    BenchmarkThreshold,
+    BenchmarkValue,
+    SweepTrial,
+    Trial,
+)
 
 JUDGED = ("pass", "fail", "inconclusive")  # runs whose values may serve as a baseline
 RUN_FIELDS = tuple(c.name for c in BenchmarkRun.__table__.columns)
@@ -200,6 +206,18 @@ def finish_run(
     session.add_all(BenchmarkValue(run_id=run_id, **value) for value in values)
     session.flush()
     return True
+
+
+def sweep_span(session: Session, sweep_id: str) -> float | None:
+    """Seconds from the sweep's first trial start to its last trial finish (None if none)."""
+    first, last = session.execute(
+        select(func.min(Trial.started_at), func.max(Trial.finished_at))
+        .join(SweepTrial, SweepTrial.trial_id == Trial.id)
+        .where(SweepTrial.sweep_id == sweep_id, Trial.status == "succeeded")
+    ).one()
+    if first is None or last is None:
+        return None
+    return (last - first).total_seconds()
 
 
 def set_measurements(session: Session, run_id: str, measurements: dict[str, Any]) -> None:
