@@ -20,6 +20,7 @@ from api_schemas.wire import ErrorBody
 from service.benchmarks import lifecycle, runs
 from service.benchmarks.suites import list_suites
 from service.deps import AuditDep, Reader, SessionDep, SettingsDep, Submitter
+from service.figures import benchmarks as figures
 
 router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
@@ -120,6 +121,28 @@ def history(
     return lifecycle.metric_history(
         session, suite, metric, machine=machine, branch=branch, limit=limit
     )
+
+
+@router.get(
+    "/{suite}/metrics/{metric:path}/figure",
+    operation_id="render_benchmark_history",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **ERRORS},
+)
+def history_figure(
+    suite: SuiteName,
+    metric: str,
+    session: SessionDep,
+    _: Reader,
+    machine: str | None = None,
+    branch: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """PNG of the metric's value per commit with the threshold band."""
+    history = lifecycle.metric_history(
+        session, suite, metric, machine=machine, branch=branch, limit=limit
+    )
+    return Response(figures.history_figure(history), media_type="image/png")
 
 
 @router.get(
