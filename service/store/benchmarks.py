@@ -177,6 +177,9 @@ def baseline_runs(
         query = query.where(BenchmarkRun.branch == branch)
     if commit is not None:
         query = query.where(BenchmarkRun.commit == commit)
+    elif run.commit is not None and run_ids is None:
+        # a commit is never its own baseline (its reruns confirm, they do not judge)
+        query = query.where(BenchmarkRun.commit.is_distinct_from(run.commit))
     if upto is not None:
         query = query.where(BenchmarkRun.created_at <= upto)
     rows = session.scalars(query.order_by(BenchmarkRun.created_at.desc()).limit(limit)).all()

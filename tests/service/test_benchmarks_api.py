@@ -167,3 +167,29 @@ def test_acknowledge_thresholds_and_history(migrated_url) -> None:
         assert history["points"][3]["upper"] is not None
         figure = client.get("/v1/benchmarks/smoke/metrics/wall_time_per_trial_s/figure")
         assert figure.status_code == 200 and figure.content[:4] == b"\x89PNG"
+
+
+def test_confirm_on_rerun_and_pinned_baseline(migrated_url) -> None:
+    rng = random.Random(5)
+    with make_client(bench_settings(migrated_url)) as client:
+        base = [run_byo(client, "smoke", byo_body(client, "smoke", rng, f"p{i}")) for i in range(3)]
+        policy = {"test": "lookback_z", "min_change_pct": 5, "confirm_on_rerun": True}
+        threshold = {"suite": "smoke", "metric": "wall_time_per_trial_s", "policy": policy}
+        assert client.post("/v1/benchmarks/thresholds", json=threshold).status_code == 201
+        once = run_byo(client, "smoke", byo_body(client, "smoke", rng, "slow", wall=1.3))
+        assert once["status"] == "inconclusive" and "confirming rerun" in once["reason"]
+        twice = run_byo(client, "smoke", byo_body(client, "smoke", rng, "slow", wall=1.3))
+        assert twice["status"] == "fail"
+        assert twice["baseline"]["commits"] == ["p0", "p1", "p2"]  # not its own commit
+
+        pinned = byo_body(
+            client, "smoke", rng, "pin", baseline="pinned", baseline_run_id=base[0]["id"]
+        )
+        judged = run_byo(client, "smoke", pinned)
+        assert judged["baseline"]["strategy"] == "pinned"
+        assert judged["baseline"]["runs"] == [base[0]["id"]]
+        pr = byo_body(client, "smoke", rng, "feature")
+        pr["git"] = git("feature", branch="topic", base_commit="p1", pr_number=7)
+        on_pr = run_byo(client, "smoke", pr)
+        assert on_pr["baseline"]["strategy"] == "base_commit"
+        assert on_pr["baseline"]["commits"] == ["p0", "p1"] and on_pr["git"]["pr_number"] == 7
