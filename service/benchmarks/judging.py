@@ -23,6 +23,7 @@ from service.benchmarks.measures import contenders
 from service.benchmarks.policies import HistoryValue, judge_metric, run_status
 from service.benchmarks.suites import Suite
 from service.settings import Settings
+from service.store import benchmark_thresholds as threshold_store
 from service.store import benchmarks as store
 from service.store.benchmarks import RunRecord
 
@@ -58,7 +59,7 @@ def effective_policies(
 ) -> dict[str, MetricPolicy]:
     """Each judged metric's policy: the suite's, replaced by a stored threshold for the
     full metric name or its base name (thresholds as data)."""
-    overrides = {t.metric: t.policy for t in store.thresholds(session, suite.name)}
+    overrides = {t.metric: t.policy for t in threshold_store.thresholds(session, suite.name)}
     out = {}
     for name, (metric, _) in names.items():
         stored = overrides.get(name, overrides.get(metric.name))

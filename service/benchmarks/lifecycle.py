@@ -18,6 +18,7 @@ from service.benchmarks.judging import restatus
 from service.benchmarks.runs import read_run
 from service.benchmarks.suites import load_suite, suite_configs
 from service.settings import Settings
+from service.store import benchmark_thresholds as threshold_store
 from service.store import benchmarks as store
 
 
@@ -61,7 +62,7 @@ def metric_history(
     return MetricHistory(suite=suite, metric=metric, machine=machine, points=points)
 
 
-def _threshold(record: store.ThresholdRecord) -> ThresholdRead:
+def _threshold(record: threshold_store.ThresholdRecord) -> ThresholdRead:
     return ThresholdRead(
         id=record.id,
         suite=record.suite,
@@ -75,7 +76,7 @@ def _threshold(record: store.ThresholdRecord) -> ThresholdRead:
 
 
 def list_thresholds(session: Session, suite: str | None) -> list[ThresholdRead]:
-    return [_threshold(t) for t in store.thresholds(session, suite)]
+    return [_threshold(t) for t in threshold_store.thresholds(session, suite)]
 
 
 def create_threshold(
@@ -85,18 +86,18 @@ def create_threshold(
     load_suite(settings, body.suite)
     policy = body.policy.model_dump()
     return _threshold(
-        store.create_threshold(session, body.suite, body.metric, policy, body.note, by)
+        threshold_store.create_threshold(session, body.suite, body.metric, policy, body.note, by)
     )
 
 
 def update_threshold(session: Session, threshold_id: str, body: ThresholdWrite) -> ThresholdRead:
     return _threshold(
-        store.update_threshold(session, threshold_id, body.policy.model_dump(), body.note)
+        threshold_store.update_threshold(session, threshold_id, body.policy.model_dump(), body.note)
     )
 
 
 def delete_threshold(session: Session, threshold_id: str) -> None:
-    store.delete_threshold(session, threshold_id)
+    threshold_store.delete_threshold(session, threshold_id)
 
 
 def read_suite(settings: Settings, name: str) -> SuiteRead:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -27,11 +26,11 @@ from api_schemas.benchmarks import (
 )
 from api_schemas.statuses import FINAL_SWEEP_STATES
 from service.auth.principal import Principal
+from service.benchmarks.brought import brought_measurements
 from service.benchmarks.judging import judge_run
 from service.benchmarks.measures import from_records
-from service.benchmarks.suites import PERFORMANCE_MEASURES, load_suite, suite_configs
-from service.benchmarks.theory import replica_theory
-from service.errors import IdempotencyConflict, ResultsIncomplete, SpecRejected
+from service.benchmarks.suites import load_suite, suite_configs
+from service.errors import IdempotencyConflict, SpecRejected
 from service.settings import Settings
 from service.store import benchmarks as store
 from service.store import figures as figure_store
@@ -49,59 +48,6 @@ def machine_fingerprint(body: BenchmarkRunCreate) -> str:
         return "unknown"
     info = json.dumps(body.machine.info, sort_keys=True, default=str)
     return hashlib.sha256(info.encode()).hexdigest()[:16]
-
-
-def _brought(suite: Any, settings: Settings, body: BenchmarkRunCreate) -> dict[str, Any]:
-    """Bring-your-own measurements with the theory beside them; 422 naming every missing
-    or unknown config and every missing performance metric."""
-    results = body.results
-    if results is None:
-        raise ResultsIncomplete(
-            [{"loc": ["body", "results"], "msg": "mode byo needs results", "type": "missing"}]
-        )
-    configs = suite_configs(suite, settings.limits)
-    labels = {c.label for c in configs}
-    errors = [
-        {
-            "loc": ["body", "results", "configs", c.label],
-            "type": "missing",
-            "msg": f"no result for suite config {c.label!r}",
-        }
-        for c in configs
-        if c.label not in results.configs
-    ]
-    errors += [
-        {
-            "loc": ["body", "results", "configs", label],
-            "type": "unknown",
-            "msg": f"{label!r} is not a config of suite {suite.name}",
-        }
-        for label in results.configs
-        if label not in labels
-    ]
-    wanted = {m.measure for m in suite.metrics if m.measure in PERFORMANCE_MEASURES}
-    errors += [
-        {
-            "loc": ["body", "results", "metrics", name],
-            "type": "missing",
-            "msg": f"no values for performance metric {name!r}",
-        }
-        for name in sorted(wanted - set(results.metrics))
-    ]
-    if errors:
-        raise ResultsIncomplete(errors)
-    out: dict[str, Any] = {}
-    for config in configs:
-        theory, regime = replica_theory(config.params)
-        given = results.configs[config.label]
-        out[config.label] = {
-            "gen_error": list(given.gen_error),
-            "theory_replica": theory,
-            "theory_finite": None,
-            "regime_theory": regime,
-            "regime_empirical": list(given.regime_empirical or []),
-        }
-    return {"configs": out, "metrics": {k: list(v) for k, v in results.metrics.items()}}
 
 
 def create_run(
@@ -134,7 +80,7 @@ def create_run(
                 }
             ]
         )
-    measurements = _brought(suite, settings, body) if body.mode == "byo" else None
+    measurements = brought_measurements(suite, settings, body) if body.mode == "byo" else None
     source = "service" if body.mode == "run_here" else f"byo:{body.source or principal.name}"
     fields = dict(
         suite=suite.name,

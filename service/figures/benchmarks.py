@@ -48,5 +48,4 @@ def history_figure(history: MetricHistory, fmt: str = "png") -> bytes:
     axes.set_title(f"{history.suite}: {history.metric}{machine}", fontsize=9)
     if points:
         axes.legend(fontsize=7, loc="best")
-    figure.tight_layout()
     return to_bytes(figure, fmt)
