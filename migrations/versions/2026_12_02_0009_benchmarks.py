@@ -50,9 +50,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_benchmark_runs")),
-        sa.UniqueConstraint(
-            "submitter", "idempotency_key", name="uq_benchmark_runs_idempotency"
-        ),
+        sa.UniqueConstraint("submitter", "idempotency_key", name="uq_benchmark_runs_idempotency"),
     )
     op.create_index(
         "ix_benchmark_runs_history", "benchmark_runs", ["suite", "machine", "created_at"]
