@@ -22,7 +22,7 @@ from service.auth.deps import audit_failure
 from service.body_limit import BodyLimitMiddleware
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
 from service.openapi import install_openapi
-from service.routes import audit, boundary, figures, health, results, sweeps, users
+from service.routes import audit, benchmarks, boundary, figures, health, results, sweeps, users
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("sweeps.app")
@@ -179,4 +179,5 @@ def create_app(
     app.include_router(users.router)
     app.include_router(audit.router)
     app.include_router(boundary.router)
+    app.include_router(benchmarks.router)
     return app

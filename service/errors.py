@@ -91,3 +91,10 @@ class NotRefined(SweepsError):
     """The sweep has no ``refine`` block, so it has no boundary to report."""
 
     status_code = 404
+
+
+class ResultsIncomplete(SweepsError):
+    """Bring-your-own benchmark results that leave out (or add) suite configs or metrics;
+    ``detail`` is a list of pydantic-style errors naming each one."""
+
+    status_code = 422

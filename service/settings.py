@@ -156,6 +156,15 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class BenchmarkSettings(BaseModel):
+    """CI benchmark runs: where suites are read and which branch is the default."""
+
+    suites_dir: str = Field(
+        default="", description="folder of suite YAML files (empty: the repo's benchmarks/suites)"
+    )
+    default_branch: str = Field(default="main", description="branch whose runs form the history")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWEEPS_", env_nested_delimiter="__", extra="ignore"
@@ -180,6 +189,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
+    benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
 
     @model_validator(mode="after")
     def _shortcuts(self) -> Settings:

@@ -275,3 +275,75 @@ class AuditEntry(Base):
     resource: Mapped[str | None] = mapped_column(String(200))
     result_code: Mapped[int] = mapped_column(Integer)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class BenchmarkRun(Base):
+    """One CI benchmark run of a suite: its git context, machine, mode and (once judged)
+    its status; its measured values and per-metric verdicts are ``benchmark_values``."""
+
+    __tablename__ = "benchmark_runs"
+    __table_args__ = (
+        UniqueConstraint("submitter", "idempotency_key", name="uq_benchmark_runs_idempotency"),
+        Index("ix_benchmark_runs_history", "suite", "machine", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    suite: Mapped[str] = mapped_column(String(128))
+    suite_version: Mapped[int] = mapped_column(Integer)
+    mode: Mapped[str] = mapped_column(String(16))  # run_here | byo
+    status: Mapped[str] = mapped_column(String(16))  # running | pass | fail | error | inconclusive
+    submitter: Mapped[str] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    repository: Mapped[str | None] = mapped_column(String(200))
+    commit: Mapped[str | None] = mapped_column(String(64), index=True)
+    branch: Mapped[str | None] = mapped_column(String(200))
+    base_commit: Mapped[str | None] = mapped_column(String(64))
+    pr_number: Mapped[int | None] = mapped_column(Integer)
+    machine: Mapped[str] = mapped_column(String(64))
+    machine_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source: Mapped[str | None] = mapped_column(String(200))
+    sweep_ids: Mapped[list[str]] = mapped_column(JSON)
+    measurements: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BenchmarkValue(Base):
+    """One metric's value in one run, with its samples, source and verdict outcome."""
+
+    __tablename__ = "benchmark_values"
+    __table_args__ = (UniqueConstraint("run_id", "metric", name="uq_benchmark_values_run_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("benchmark_runs.id", ondelete="CASCADE"), index=True
+    )
+    metric: Mapped[str] = mapped_column(String(300), index=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    samples: Mapped[list[float] | None] = mapped_column(JSON)
+    theory: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))  # service | byo:<caller's label>
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(128))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ack_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class BenchmarkThreshold(Base):
+    """A policy override for one suite metric (thresholds as data, not code)."""
+
+    __tablename__ = "benchmark_thresholds"
+    __table_args__ = (UniqueConstraint("suite", "metric", name="uq_benchmark_thresholds_suite"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    suite: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(300))
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
