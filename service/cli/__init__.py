@@ -25,6 +25,7 @@ from service.cli import server_commands  # noqa: E402, F401
 from service.cli import sweep_commands  # noqa: E402, F401
 from service.cli import result_commands  # noqa: E402, F401
 from service.cli import admin_commands  # noqa: E402, F401
+from service.cli import bench_commands  # noqa: E402, F401
 
 # isort: on
 

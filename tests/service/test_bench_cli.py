@@ -131,3 +131,13 @@ def test_exit_code_table(status: str, code: int) -> None:
     from service.bench_cli import EXIT_CODES
 
     assert EXIT_CODES[status] == code and EXIT_CODES["inconclusive"] == 3
+
+
+def test_sweeps_bench_run_is_mounted_in_the_cli(capsys) -> None:
+    """``sweeps bench run`` hands its arguments to the benchmark CLI unchanged."""
+    from service.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "run", "--help"])
+    assert stopped.value.code == 0
+    assert "--junit" in capsys.readouterr().out
