@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api_schemas.auth import AuditPage
-from api_schemas.wire import ErrorBody
 from service.deps import Admin, SessionDep
+from service.routes.responses import errors
 from service.store import audit as audit_store
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1", tags=["audit"])
     "/audit",
     operation_id="list_audit",
     response_model=AuditPage,
-    responses={400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+    responses=errors(400),
 )
 def list_audit(
     session: SessionDep,

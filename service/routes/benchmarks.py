@@ -16,14 +16,14 @@ from api_schemas.benchmarks import (
     ThresholdRead,
     ThresholdWrite,
 )
-from api_schemas.wire import ErrorBody
 from service.benchmarks import lifecycle, runs
 from service.benchmarks.suites import list_suites
 from service.deps import AuditDep, Reader, SessionDep, SettingsDep, Submitter
 from service.figures import benchmarks as figures
+from service.routes.responses import errors
 
 router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+ERRORS = errors(404, 409)
 SuiteName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=128)]
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api_schemas.refine import BoundaryRead
-from api_schemas.wire import ErrorBody
 from service.deps import SessionDep
 from service.refine import report as refine_report
+from service.routes.responses import errors
 
 router = APIRouter(prefix="/v1/sweeps", tags=["refine"])
 
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/sweeps", tags=["refine"])
     "/{sweep_id}/boundary",
     operation_id="get_boundary",
     response_model=BoundaryRead,
-    responses={404: {"model": ErrorBody}},
+    responses=errors(404),
 )
 def get_boundary(sweep_id: str, session: SessionDep) -> BoundaryRead:
     """A refine sweep's boundary cells: estimated position and resolution."""

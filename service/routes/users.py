@@ -7,19 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from api_schemas.auth import KeyCreate, KeyCreated, KeyRead, Me, UserCreate, UserRead, UserUpdate
-from api_schemas.wire import ErrorBody
 from service import accounts
 from service.deps import Admin, AuditDep, PrincipalCacheDep, Reader, SessionDep, SettingsDep
+from service.routes.responses import errors
 from service.store import users as user_store
 
 router = APIRouter(prefix="/v1", tags=["users"])
-ERRORS = {
-    401: {"model": ErrorBody},
-    403: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-}
+ERRORS = errors(404, 409)
 
 
 @router.get("/me", operation_id="whoami", response_model=Me, responses=ERRORS)
