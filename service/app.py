@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.errors import SweepsError
-from service.routes import figures, health, results, sweeps
+from service.routes import events, figures, health, results, sweeps
 from service.settings import Settings, get_settings
 from service.store.migrate import upgrade_to_head
 from service.store.session import make_engine, make_session_factory
@@ -117,4 +117,17 @@ def create_app(
     app.include_router(sweeps.router)
     app.include_router(results.router)
     app.include_router(figures.router)
+    app.include_router(events.router)
+    _include_live_view(app, settings)
     return app
+
+
+def _include_live_view(app: FastAPI, settings: Settings) -> None:
+    """The web page at ``/`` and the Prometheus metrics at ``/metrics`` (issue 12)."""
+    from service.observability import routes as metrics_routes
+    from service.web import routes as web_routes
+
+    if settings.live.metrics:
+        app.include_router(metrics_routes.router)
+    if settings.live.page:
+        web_routes.mount(app)

@@ -85,6 +85,19 @@ class CheckpointSettings(BaseModel):
     )
 
 
+class LiveSettings(BaseModel):
+    """The live view: event stream, web page and metrics."""
+
+    heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="SSE comment sent on an idle event stream"
+    )
+    poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often an event stream looks for new events"
+    )
+    page: bool = Field(default=True, description="serve the web page at /")
+    metrics: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SWEEPS_", env_nested_delimiter="__", extra="ignore"
@@ -104,6 +117,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     data: DataSettings = Field(default_factory=DataSettings)
     checkpoints: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @model_validator(mode="after")
     def _shortcuts(self) -> Settings:

@@ -13,6 +13,8 @@ Layout:
   once; ``cached`` marks trials that already had a result when the sweep arrived).
 - ``theory_predictions``: the asymptotic (replica) value, computed once per parameter
   set (not per seed or D) and shared by every simulation of it.
+- ``events``: the append-only event sequence of sweeps (``service/store/events.py``);
+  ``trials.updated_seq`` is the id of the event that recorded a trial's latest change.
 """
 
 from __future__ import annotations
@@ -125,6 +127,9 @@ class Trial(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Latest progress report of a running trial (phase, step, epoch, loss; migration 0003).
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Id of the event that recorded this trial's latest change (``?since=``; migration
+    # 0006).  Negative only inside the transaction that changes it (a stamp).
+    updated_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
     # Result, beside its theory predictions.
     gen_error_sim: Mapped[float | None] = mapped_column(Float)
@@ -177,3 +182,17 @@ class TheoryPrediction(Base):
     reliable: Mapped[bool | None] = mapped_column(Boolean)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """One entry of a sweep's event sequence; ``id`` is the sequence number."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_events_sweep_id_id", "sweep_id", "id"),)

@@ -10,6 +10,9 @@ Grammar (every name is checked; an unknown one is a 422 that names it):
   ``?lambda_pt_lt=-0.5&c_pt_ge=1e-3``.  Integer columns (D, seed) take integers.
 - ``status``: trial statuses (comma or repeated) or ``any``; default ``succeeded``.
 - ``workload`` (comma or repeated), ``sweep_id`` (one).
+- ``since``: an event sequence number (``GET /v1/sweeps/{id}/events`` ids): only trials
+  whose latest change was recorded after it (``trials.updated_seq > since``).  Trials
+  never changed since they were submitted have no sequence number and never match.
 - list only: ``sort`` (a column, ``-`` prefix for descending; default ``id``),
   ``limit`` (default 100, at most ``settings.limits.page_limit``), ``cursor``.
 - summary only: ``group_by`` (comma list of ``GROUP_COLUMNS``; required).
@@ -49,7 +52,7 @@ EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 DEFAULT_LIMIT = 100
 DEFAULT_STATUSES: tuple[str, ...] = (TrialStatus.SUCCEEDED.value,)
 
-_FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id")
+_FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id", "since")
 _RANGE_NAMES = tuple(f"{column}_{op}" for column in RANGE_COLUMNS for op in OPERATORS)
 
 
@@ -72,6 +75,7 @@ class ResultFilter:
     workloads: tuple[str, ...] = ()
     sweep_id: str | None = None
     ranges: tuple[Range, ...] = ()
+    since: int | None = None
 
     def fingerprint(self) -> str:
         """A short digest that ties a cursor to the filters it was issued for."""
@@ -84,6 +88,7 @@ class ResultFilter:
                 self.sweep_id,
                 sorted([r.column, r.op, r.value] for r in self.ranges),
             ]
+            + ([self.since] if self.since is not None else [])
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -262,6 +267,12 @@ def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilte
     sweep_id = _single("sweep_id", grouped.get("sweep_id", []), errors)
     if "sweep_id" in grouped and not sweep_id:
         errors.add("sweep_id", "sweep_id needs a value")
+    since = None
+    since_text = _single("since", grouped.get("since", []), errors)
+    if since_text is not None:
+        since = _number("since", since_text, True, errors)
+        if since is not None and since < 0:
+            errors.add("since", "since must be a sequence number (0 or more)")
     ranges = []
     for name in _RANGE_NAMES:
         column, op = name.rsplit("_", 1)
@@ -276,6 +287,7 @@ def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilte
         workloads=workloads,
         sweep_id=sweep_id or None,
         ranges=tuple(ranges),
+        since=since,
     )
 
 
@@ -380,6 +392,11 @@ def openapi_parameters(endpoint: str) -> list[dict[str, Any]]:
         param("status", "trial status(es) or 'any' (default succeeded)", {"type": "string"}),
         param("workload", "workload name(s); repeat or comma-separate", {"type": "string"}),
         param("sweep_id", "only trials of this sweep (404 if unknown)", {"type": "string"}),
+        param(
+            "since",
+            "only trials changed after this event sequence number (the SSE id)",
+            {"type": "integer", "minimum": 0},
+        ),
     ]
     for column in RANGE_COLUMNS:
         kind = "integer" if column in INTEGER_COLUMNS else "number"

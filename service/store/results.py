@@ -89,6 +89,8 @@ def filter_conditions(flt: ResultFilter) -> list[ColumnElement[bool]]:
         )
     for item in flt.ranges:
         conditions.append(_OPS[item.op](column(item.column), item.value))
+    if flt.since is not None:
+        conditions.append(Trial.updated_seq > flt.since)
     return conditions
 
 

@@ -26,7 +26,7 @@ from api_schemas.wire import (
     TrialRead,
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
-from service.store import transitions
+from service.store import events, transitions
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
 from service.store.typed import typed_columns
@@ -156,6 +156,7 @@ def create_sweep(
     if links:
         session.execute(insert(SweepTrial), links)
     session.flush()
+    events.sweep_created(session, sweep_id)
     new_ids = [after[key][0] for key in unique if after[key][0] not in cached_ids]
     return CreatedSweep(sweep_id, new_ids, len(cached))
 
@@ -311,9 +312,16 @@ def cancel_sweep(session: Session, sweep_id: str) -> SweepRead:
 
 
 def list_trials(
-    session: Session, sweep_id: str, *, limit: int, cursor: str | None, status: str | None
+    session: Session,
+    sweep_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+    since: int | None = None,
 ) -> TrialPage:
-    """Trials of one sweep by id, keyset-paginated (cursor = last trial id seen)."""
+    """Trials of one sweep by id, keyset-paginated (cursor = last trial id seen);
+    ``since``: only those changed after that event sequence number."""
     _get(session, sweep_id)
     after = 0
     if cursor:
@@ -332,6 +340,8 @@ def list_trials(
     )
     if status:
         query = query.where(Trial.status == status)
+    if since is not None:
+        query = query.where(Trial.updated_seq > since)
     rows = list(session.scalars(query))
     items = [
         TrialRead(

@@ -12,6 +12,9 @@ running trial, by the claim that holds it (lease owner *and* attempt), so a late
 duplicate write from a dispatcher that lost its lease changes nothing — even when the
 same dispatcher has re-claimed the trial since.  A sweep's status is derived from its
 trials (:func:`derive_sweep_status`), never stored.
+
+Every UPDATE also stamps ``updated_seq`` (``events.stamp``), so the transaction's commit
+records what changed as events (``service/store/events.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
 from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
+from service.store import events
 from service.store.models import Trial
 from workers.records import ClaimedTrial
 
@@ -118,6 +122,7 @@ def claim_pending(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             attempts=Trial.attempts + 1,
             started_at=now,
+            updated_seq=events.stamp(session),
         )
         .execution_options(synchronize_session=False)
     )
@@ -183,6 +188,7 @@ def finish_running(
         succeeded.append({**guard, **values, "error": None})
     table = Trial.__table__
     done = {"finished_at": now, "lease_owner": None, "lease_expires_at": None}
+    done["updated_seq"] = events.stamp(session)
     changed = 0
     if succeeded:
         columns = [name for name in succeeded[0] if not name.startswith("b_")]
@@ -209,7 +215,13 @@ def requeue_running(
     statement = (
         update(Trial.__table__)
         .where(_held_by_claim(Trial.__table__), _leaving([RUNNING], PENDING))
-        .values(status=PENDING, lease_owner=None, lease_expires_at=None, error=bindparam("error"))
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=bindparam("error"),
+            updated_seq=events.stamp(session),
+        )
     )
     message = error[:4000] if error else None
     params = [
@@ -247,13 +259,19 @@ def expire_leases(session: Session, max_attempts: int) -> tuple[int, int]:
             lease_expires_at=None,
             finished_at=now,
             error="lease expired after the last attempt (worker or dispatcher lost)",
+            updated_seq=events.stamp(session),
         )
         .execution_options(synchronize_session=False)
     ).rowcount
     requeued = session.execute(
         update(Trial)
         .where(_leaving([RUNNING], PENDING), expired, Trial.attempts < max_attempts)
-        .values(status=PENDING, lease_owner=None, lease_expires_at=None)
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_seq=events.stamp(session),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     return requeued, failed
@@ -271,7 +289,13 @@ def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
                 Trial.id.in_(ids[start : start + _CHUNK]),
                 _leaving(sources_of(CANCELLED), CANCELLED),
             )
-            .values(status=CANCELLED, lease_owner=None, lease_expires_at=None, finished_at=now)
+            .values(
+                status=CANCELLED,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_seq=events.stamp(session),
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
     return changed
@@ -294,6 +318,7 @@ def revive_trials(session: Session, trial_ids: Iterable[int], priority: int) -> 
                 started_at=None,
                 finished_at=None,
                 priority=priority,
+                updated_seq=events.stamp(session),
             )
             .execution_options(synchronize_session=False)
         ).rowcount
