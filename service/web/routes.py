@@ -14,7 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from api_schemas.result_columns import PAGE_COLUMNS
 from api_schemas.wire import REGIMES, TRIAL_STATUSES
 from service.figures import KINDS
-from service.store.result_filters import INTEGER_COLUMNS, RANGE_COLUMNS, SORT_COLUMNS
+from service.store.result_filters import (
+    INTEGER_COLUMNS,
+    PARAM_COLUMNS,
+    RANGE_COLUMNS,
+    SORT_COLUMNS,
+)
 
 STATIC = Path(__file__).parent / "static"
 router = APIRouter(include_in_schema=False)
@@ -31,6 +36,7 @@ def ui_config() -> dict[str, Any]:
     """Columns, operators and figure kinds the page offers."""
     return {
         "range_columns": list(RANGE_COLUMNS),
+        "param_columns": list(PARAM_COLUMNS),
         "integer_columns": sorted(INTEGER_COLUMNS),
         "sort_columns": list(SORT_COLUMNS),
         "page_columns": [
