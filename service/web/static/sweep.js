@@ -27,6 +27,21 @@ function throttle(action, ms) {
 /* A figure that can be drawn from a partial sweep (the maps need both of their axes to
  * have landed; the user can pick them).  Figures exist for the diagonal-network workloads. */
 const FIGURE_WORKLOADS = { dln_finetune: "scatter", dln_theory: "gen_error" };
+/* At most one call of `action` in flight; a call meanwhile runs once after it. */
+function single(action) {
+  let running = null;
+  let again = false;
+  const run = async () => {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      try { await action(); } finally { running = null; }
+      if (again) { again = false; await run(); }
+    })();
+    return running;
+  };
+  return run;
+}
+
 function defaultFigure(sweep) {
   return FIGURE_WORKLOADS[sweep.workload] || null;
 }
@@ -113,7 +128,7 @@ async function sweepView(root, config, sweepId, signal) {
   figureSelect.value = defaultFigure(sweep) || "scatter";
   if (!defaultFigure(sweep)) $(".figure-note").textContent = `no figures for ${sweep.workload} sweeps`;
   let figureUrl = null;
-  const drawFigure = async () => {
+  const drawFigure = single(async () => {
     if (!(state.counts.succeeded > 0) || !defaultFigure(sweep)) return;
     const note = $(".figure-note");
     try {
@@ -123,14 +138,15 @@ async function sweepView(root, config, sweepId, signal) {
       $("#figure").src = figureUrl;
       note.textContent = `as of event #${state.seq ?? "–"}`;
     } catch (failure) { if (!signal.aborted) note.textContent = failure.message; }
-  };
+  });
   const refreshFigure = throttle(drawFigure, 5000);
   figureSelect.addEventListener("change", drawFigure);
-  const refreshReport = throttle(async () => {
+  const drawReport = single(async () => {
     if (!(state.counts.succeeded > 0) || sweep.workload !== "dln_finetune") return;
     try { renderReport($("#report"), await Api.json(`/v1/sweeps/${sweep.id}/report?worst=5`, { signal })); }
     catch (failure) { if (!signal.aborted) $("#report").textContent = failure.message; }
-  }, 5000);
+  });
+  const refreshReport = throttle(drawReport, 5000);
   const feed = async (since) => {
     try {
       const page = await Api.json(`/v1/results?sweep_id=${sweep.id}&status=any&sort=-id&limit=10&since=${since}`, { signal });
@@ -147,8 +163,12 @@ async function sweepView(root, config, sweepId, signal) {
     } catch (_) { /* the next results event fetches again */ }
   };
 
+  // A sweep final at load is drawn once; a live one is redrawn as its results land (the
+  // replay of its earlier events must not queue redraws: figures cost seconds on big sweeps).
+  const live = !FINAL.includes(sweep.status);
   drawFigure();
-  refreshReport();
+  drawReport();
+  feed(0);
   const onEvent = (kind, data) => {
     state.counts = data.counts;
     state.status = data.status;
@@ -165,15 +185,15 @@ async function sweepView(root, config, sweepId, signal) {
     }
     header();
     drawCharts();
-    if (kind === "results" || kind === "done") {
+    if ((kind === "results" || kind === "done") && live) {
       refreshTable();
       refreshFigure();
       refreshReport();
-      if (previous !== null) feed(previous);
     }
+    if (kind === "results" && previous !== null && live) feed(previous);
   };
   Api.stream(`/v1/sweeps/${sweep.id}/events`, onEvent, signal).then(() => {
-    if (!signal.aborted) { table.refresh(); drawFigure(); }
+    if (!signal.aborted && live) { table.refresh(); drawFigure(); drawReport(); }
   });
 }
 
