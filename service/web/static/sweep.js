@@ -132,7 +132,7 @@ async function sweepView(root, config, sweepId, signal) {
     if (!(state.counts.succeeded > 0) || !defaultFigure(sweep)) return;
     const note = $(".figure-note");
     try {
-      const { blob } = await Api.blob(`/v1/sweeps/${sweep.id}/figures/${figureSelect.value}.svg`, { signal });
+      const { blob } = await Api.blob(`/v1/sweeps/${sweep.id}/figures/${figureSelect.value}.png`, { signal });
       if (figureUrl) URL.revokeObjectURL(figureUrl);
       figureUrl = URL.createObjectURL(blob);
       $("#figure").src = figureUrl;
