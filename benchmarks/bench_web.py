@@ -81,7 +81,8 @@ def load(url: str, rows: int) -> None:
             (SWEEP, json.dumps(SPEC), rows),
         )
         connection.execute(
-            "INSERT INTO sweep_trials (sweep_id, trial_id, cached) SELECT %s, id, false FROM trials",
+            "INSERT INTO sweep_trials (sweep_id, trial_id, cached) "
+            "SELECT %s, id, false FROM trials",
             (SWEEP,),
         )
         ids = [row[0] for row in connection.execute("SELECT id FROM trials ORDER BY id")]
@@ -96,7 +97,8 @@ def load(url: str, rows: int) -> None:
             )
         connection.execute("VACUUM ANALYZE")
         print(
-            f"loaded {rows:,} trials and {len(events)} events in {time.perf_counter() - start:.1f} s"
+            f"loaded {rows:,} trials and {len(events)} events "
+            f"in {time.perf_counter() - start:.1f} s"
         )
 
 
@@ -118,7 +120,7 @@ def _events(ids: list[int], final: dict[str, int]) -> list[tuple[str, dict, date
             "throughput_per_s": 500.0,
             "eta_s": (total - done) / 500.0,
             "started_at": datetime.fromtimestamp(now - total / 500, UTC).isoformat(),
-            "status": "succeeded" if done == total else "running",
+            "status": status,
             **extra,
         }
 
@@ -266,7 +268,8 @@ def main() -> None:
     print("-" * len(header))
     for name, samples in times.items():
         print(
-            f"{name:<{width}}  {statistics.median(samples):9.0f}  {min(samples):8.0f}  {max(samples):8.0f}"
+            f"{name:<{width}}  {statistics.median(samples):9.0f}  "
+            f"{min(samples):8.0f}  {max(samples):8.0f}"
         )
 
 
