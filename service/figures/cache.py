@@ -47,5 +47,9 @@ class RenderCache:
                 self._entries.popitem(last=False)
         return value
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
 
 RENDERINGS = RenderCache()

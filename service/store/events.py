@@ -297,10 +297,3 @@ def latest_event(session: Session, sweep_id: str) -> tuple[int, str] | None:
 def latest_seq(session: Session) -> int:
     """The highest event id written so far (0 before any)."""
     return session.scalar(select(func.max(Event.id))) or 0
-
-
-def created_seq(session: Session, sweep_id: str) -> int | None:
-    """The id of the sweep's ``created`` event (None for sweeps older than events)."""
-    return session.scalar(
-        select(func.min(Event.id)).where(Event.sweep_id == sweep_id, Event.kind == CREATED)
-    )
