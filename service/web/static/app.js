@@ -4,6 +4,9 @@
 "use strict";
 
 let CONFIG = null;
+// A browser opens at most 6 HTTP/1.1 connections per host and each stream holds one:
+// the list follows this many active sweeps live, the others move with its 5 s refresh.
+const MAX_STREAMS = 3;
 let current = null;  // AbortController of the view on screen
 
 async function sweepsView(root, signal) {
@@ -48,7 +51,7 @@ async function sweepsView(root, signal) {
       for (const sweep of page.items) {
         const tr = row(sweep);
         update(tr, sweep.status, sweep.counts, sweep.throughput_per_s, sweep.created_at);
-        if (!FINAL.includes(sweep.status) && !watched.has(sweep.id) && watched.size < 20) {
+        if (!FINAL.includes(sweep.status) && !watched.has(sweep.id) && watched.size < MAX_STREAMS) {
           watched.add(sweep.id);
           Api.stream(`/v1/sweeps/${sweep.id}/events`, (kind, data) => {
             update(tr, data.status, data.counts, data.throughput_per_s, null);
