@@ -94,8 +94,12 @@ def test_sweep_page_moves_filters_sorts_and_exports(browser, live_app, screensho
     assert page.inner_text('[data-count="succeeded"]') == str(TOTAL)
     assert page.inner_text('[data-field="eta"]') == "done"
 
+    # The figure was redrawn as results landed: the one shown is as of the last event.
     page.wait_for_function(
-        "() => document.querySelector('#figure').naturalWidth > 0", timeout=30000
+        """() => document.querySelector('#figure').naturalWidth > 0 &&
+                 document.querySelector('.figure-note').textContent ===
+                 'as of event ' + document.querySelector('[data-field="seq"]').textContent""",
+        timeout=30000,
     )
     page.wait_for_selector("#report table")
     page.wait_for_function(
