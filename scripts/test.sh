@@ -11,5 +11,11 @@ if [ "${CI:-}" = "true" ] && command -v pg_isready >/dev/null 2>&1; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
   fi
 fi
+# The page's browser tests drive Debian's chromium through Playwright (never
+# `playwright install`); install it when missing (they are mandatory under CI=true and
+# skip with the reason elsewhere).
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update && apt-get install -y chromium) || echo "could not install chromium" >&2
+fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 exec .venv/bin/python -m pytest "$@"

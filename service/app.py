@@ -22,7 +22,17 @@ from service.auth.deps import audit_failure
 from service.body_limit import BodyLimitMiddleware
 from service.errors import Forbidden, QuotaExceeded, SweepsError, Unauthorized
 from service.openapi import install_openapi
-from service.routes import audit, benchmarks, boundary, figures, health, results, sweeps, users
+from service.routes import (
+    audit,
+    benchmarks,
+    boundary,
+    events,
+    figures,
+    health,
+    results,
+    sweeps,
+    users,
+)
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("sweeps.app")
@@ -180,4 +190,17 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(boundary.router)
     app.include_router(benchmarks.router)
+    app.include_router(events.router)
+    _include_live_view(app, settings)
     return app
+
+
+def _include_live_view(app: FastAPI, settings: Settings) -> None:
+    """The web page at ``/`` and the Prometheus metrics at ``/metrics`` (issue 12)."""
+    from service.observability import routes as metrics_routes
+    from service.web import routes as web_routes
+
+    if settings.live.metrics:
+        app.include_router(metrics_routes.router)
+    if settings.live.page:
+        web_routes.mount(app)

@@ -148,6 +148,8 @@ class FairShareSettings(BaseModel):
             "interactive": self.weight_interactive,
             "batch": self.weight_batch,
         }.get(priority_class, 1.0)
+
+
 class Environment(StrEnum):
     """Where the service runs; an unknown value (``prod``, ``Production``) refuses to start."""
 
@@ -163,6 +165,19 @@ class BenchmarkSettings(BaseModel):
         default="", description="folder of suite YAML files (empty: the repo's benchmarks/suites)"
     )
     default_branch: str = Field(default="main", description="branch whose runs form the history")
+
+
+class LiveSettings(BaseModel):
+    """The live view: event stream, web page and metrics."""
+
+    heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="SSE comment sent on an idle event stream"
+    )
+    poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often an event stream looks for new events"
+    )
+    page: bool = Field(default=True, description="serve the web page at /")
+    metrics: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
 
 
 class Settings(BaseSettings):
@@ -190,6 +205,7 @@ class Settings(BaseSettings):
     quotas: QuotaSettings = Field(default_factory=QuotaSettings)
     fair_share: FairShareSettings = Field(default_factory=FairShareSettings)
     benchmarks: BenchmarkSettings = Field(default_factory=BenchmarkSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @model_validator(mode="after")
     def _shortcuts(self) -> Settings:

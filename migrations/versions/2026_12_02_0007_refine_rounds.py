@@ -1,7 +1,7 @@
 """rounds of adaptive refinement on sweeps
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 04:00:00
 
 A refine sweep (spec field ``refine``, issue 15) grows while it runs: the refinement
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

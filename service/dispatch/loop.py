@@ -51,6 +51,7 @@ from service.dispatch.progress import overdue, overdue_message
 from service.dispatch.runner import BatchRunner
 from service.dispatch.theory_ledger import TheoryLedger
 from service.dispatch.writes import PendingWrite, WriteQueue
+from service.observability import metrics
 from service.refine.controller import advance_refinements
 from service.settings import Settings
 from service.store import progress as progress_store
@@ -104,6 +105,7 @@ class Dispatcher:
         self._last: dict[str, float] = defaultdict(float)
         self._last["renew"] = time.monotonic()
         self.rounds = 0
+        self.last_round_at: float | None = None  # Unix time, for /metrics liveness
         self.last_error: str | None = None
         self._round_failed = False
         self.claim_policy = (
@@ -210,6 +212,8 @@ class Dispatcher:
             self.last_error = self.writes.last_error  # results wait for the database
         elif not self._round_failed:
             self.last_error = None
+        metrics.ROUNDS.inc()
+        self.last_round_at = time.time()
         return busy
 
     def _expire_leases(self) -> None:
@@ -229,6 +233,7 @@ class Dispatcher:
         free = self.config.max_inflight_batches - len(self.inflight)
         if free <= 0:
             return False
+        started = time.perf_counter()
         with session_scope(self.session_factory) as session:
             # Claim no more than the free batches hold, sized for the workload at the
             # head of the queue (one trial per batch for the nonlinear workloads).
@@ -247,6 +252,7 @@ class Dispatcher:
             if not claimed:
                 return False
             stored = trial_store.stored_theory(session, [t.theory_key for t in claimed])
+        metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
         # Enqueue after commit: the claim is durable before any work starts.
         cluster_gpus = self.runner.cluster_gpus()
         context = self._context()
@@ -313,6 +319,9 @@ class Dispatcher:
         self.inflight = [f for f in self.inflight if f not in finished]
         self.runner.forget([i for f in finished for i in f.batch.ids])
         for flight in finished:
+            metrics.BATCH_SECONDS.labels(flight.batch.workload).observe(
+                time.monotonic() - flight.submitted_at
+            )
             try:
                 output = self.runner.result(flight.handle)
             except Exception as exc:  # noqa: BLE001 - any batch failure is handled alike

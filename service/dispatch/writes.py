@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.observability.metrics import PERSIST_SECONDS
 from service.store.session import session_scope
 from workers.records import ClaimedTrial
 
@@ -72,6 +73,7 @@ class WriteQueue:
             if not force and write.next_at > now:
                 keep.append(write)
                 continue
+            started = time.perf_counter()
             try:
                 with session_scope(factory) as session:
                     write.apply(session)
@@ -91,6 +93,7 @@ class WriteQueue:
                 keep.append(write)
                 continue
             landed += 1
+            PERSIST_SECONDS.observe(time.perf_counter() - started)
             write.on_done()
         self._queue = keep
         return landed

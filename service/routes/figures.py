@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
 
 from api_schemas.report import AgreementReport
 from service import report as report_service
 from service.deps import ReadableSweep, SessionDep
 from service.figures import FORMATS, KINDS, FigureOptions
 from service.figures import sweep as figure_service
+from service.figures.cache import RENDERINGS
 from service.routes.responses import errors
+from service.store import events as event_store
 
 router = APIRouter(prefix="/v1/sweeps", tags=["figures"])
 ERRORS = errors(404, 409)
@@ -59,8 +62,11 @@ def render_figure(
     """A figure of the sweep, rendered server-side as PNG or SVG."""
     kind, fmt = figure_service.parse_figure_name(figure)
     options = FigureOptions(x=x, y=y, yscale=yscale, source=source, floor=floor)
-    content = figure_service.sweep_figure(
-        session, sweep_id, kind, fmt, theory_sweep=theory_sweep, options=options
+    content = RENDERINGS.get_or_render(
+        _cache_key(session, sweep_id, ("figure", kind, fmt, theory_sweep, options)),
+        lambda: figure_service.sweep_figure(
+            session, sweep_id, kind, fmt, theory_sweep=theory_sweep, options=options
+        ),
     )
     headers = {"Content-Disposition": f'inline; filename="{sweep_id}-{figure}"'}
     return Response(content=content, media_type=FORMATS[fmt], headers=headers)
@@ -82,4 +88,16 @@ def get_report(
     worst: Annotated[int, Query(ge=0, le=1000, description="how many worst configs")] = 10,
 ) -> AgreementReport:
     """Theory vs simulation per config: mean ± SEM, z-score, 95% coverage, regimes."""
-    return report_service.sweep_report(session, sweep_id, floor=floor, worst=worst)
+    return RENDERINGS.get_or_render(
+        _cache_key(session, sweep_id, ("report", floor, worst)),
+        lambda: report_service.sweep_report(session, sweep_id, floor=floor, worst=worst),
+    )
+
+
+def _cache_key(session: Session, sweep_id: str, request: tuple) -> tuple | None:
+    """(sweep, its latest event seq, the request); None when the sweep has no events
+    (a theory sweep's own events do not cover a companion ``theory_sweep``: not cached)."""
+    latest = event_store.latest_event(session, sweep_id)
+    if latest is None or (request[0] == "figure" and request[3] is not None):
+        return None
+    return (sweep_id, latest[0], request)

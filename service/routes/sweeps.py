@@ -132,6 +132,11 @@ def list_trials(
         str | None, Query(pattern=sweep_store.TRIAL_CURSOR_PATTERN, description="next_cursor")
     ] = None,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
+    since: Annotated[
+        int | None, Query(ge=0, description="only trials changed after this event seq")
+    ] = None,
 ) -> TrialPage:
     """The sweep's trials with status, attempts and errors (cursor-paginated)."""
-    return sweep_store.list_trials(session, sweep_id, limit=limit, cursor=cursor, status=status_)
+    return sweep_store.list_trials(
+        session, sweep_id, limit=limit, cursor=cursor, status=status_, since=since
+    )

@@ -14,6 +14,8 @@ Layout:
   once; ``cached`` marks trials that already had a result when the sweep arrived).
 - ``theory_predictions``: the asymptotic (replica) value, computed once per parameter
   set (not per seed or D) and shared by every simulation of it.
+- ``events``: the append-only event sequence of sweeps (``service/store/events.py``);
+  ``trials.updated_seq`` is the id of the event that recorded a trial's latest change.
 """
 
 from __future__ import annotations
@@ -161,6 +163,9 @@ class Trial(Base):
     # priority (service/scheduling/fair_share.py: claim_rank).
     owner: Mapped[str] = mapped_column(String(128), default="anonymous")
     claim_rank: Mapped[int] = mapped_column(Integer, default=0)
+    # Id of the event that recorded this trial's latest change (``?since=``; migration
+    # 0006).  Negative only inside the transaction that changes it (a stamp).
+    updated_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
     # Result, beside its theory predictions.
     gen_error_sim: Mapped[float | None] = mapped_column(Float)
@@ -347,3 +352,17 @@ class BenchmarkThreshold(Base):
     created_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Event(Base):
+    """One entry of a sweep's event sequence; ``id`` is the sequence number."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_events_sweep_id_id", "sweep_id", "id"),)

@@ -10,6 +10,9 @@ Grammar (every name is checked; an unknown one is a 422 that names it):
   ``?lambda_pt_lt=-0.5&c_pt_ge=1e-3``.  Integer columns (D, seed) take integers.
 - ``status``: trial statuses (comma or repeated) or ``any``; default ``succeeded``.
 - ``workload`` (comma or repeated), ``sweep_id`` (one).
+- ``since``: an event sequence number (``GET /v1/sweeps/{id}/events`` ids): only trials
+  whose latest change was recorded after it (``trials.updated_seq > since``).  Trials
+  never changed since they were submitted have no sequence number and never match.
 - list only: ``sort`` (a column, ``-`` prefix for descending; default ``id``),
   ``limit`` (default 100, at most ``settings.limits.page_limit``), ``cursor``.
 - summary only: ``group_by`` (comma list of ``GROUP_COLUMNS``; required).
@@ -50,7 +53,7 @@ EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 DEFAULT_LIMIT = 100
 DEFAULT_STATUSES: tuple[str, ...] = (TrialStatus.SUCCEEDED.value,)
 
-_FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id")
+_FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id", "since")
 _RANGE_NAMES = tuple(f"{column}_{op}" for column in RANGE_COLUMNS for op in OPERATORS)
 
 
@@ -75,6 +78,7 @@ class ResultFilter:
     ranges: tuple[Range, ...] = ()
     # Only trials of this owner's sweeps (set by the route when reads are restricted).
     visible_to: str | None = None
+    since: int | None = None
 
     def fingerprint(self) -> str:
         """A short digest that ties a cursor to the filters it was issued for."""
@@ -88,6 +92,7 @@ class ResultFilter:
                 sorted([r.column, r.op, r.value] for r in self.ranges),
                 self.visible_to,
             ]
+            + ([self.since] if self.since is not None else [])
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -269,6 +274,14 @@ def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilte
     sweep_id = _single("sweep_id", grouped.get("sweep_id", []), errors)
     if sweep_id is not None and not re.fullmatch(bounds.SWEEP_ID_PATTERN, sweep_id):
         errors.add("sweep_id", f"sweep_id {sweep_id[:80]!r} is not a sweep id")
+    if "sweep_id" in grouped and not sweep_id:
+        errors.add("sweep_id", "sweep_id needs a value")
+    since = None
+    since_text = _single("since", grouped.get("since", []), errors)
+    if since_text is not None:
+        since = _number("since", since_text, "since", True, errors)
+        if since is not None and since < 0:
+            errors.add("since", "since must be a sequence number (0 or more)")
     ranges = []
     for name in _RANGE_NAMES:
         column, op = name.rsplit("_", 1)
@@ -284,6 +297,7 @@ def _parse_filter(grouped: dict[str, list[str]], errors: _Errors) -> ResultFilte
         workloads=workloads,
         sweep_id=sweep_id or None,
         ranges=tuple(ranges),
+        since=since,
     )
 
 
@@ -415,6 +429,11 @@ def openapi_parameters(endpoint: str, page_limit: int | None = None) -> list[dic
             "sweep_id",
             "only trials of this sweep (404 if unknown)",
             {"type": "string", "pattern": bounds.SWEEP_ID_PATTERN},
+        ),
+        param(
+            "since",
+            "only trials changed after this event sequence number (the SSE id)",
+            {"type": "integer", "minimum": 0, "maximum": bounds.INT64[1]},
         ),
     ]
     for column in RANGE_COLUMNS:

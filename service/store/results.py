@@ -97,6 +97,8 @@ def filter_conditions(flt: ResultFilter) -> list[ColumnElement[bool]]:
                 Sweep.submitter == flt.visible_to,
             )
         )
+    if flt.since is not None:
+        conditions.append(Trial.updated_seq > flt.since)
     return conditions
 
 

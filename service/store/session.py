@@ -44,7 +44,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions whose commits also write the event rows of what they changed
+    (``service.store.events``: a ``before_commit`` hook)."""
+    from service.store import events
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "before_commit", events.write_events)
+    event.listen(factory, "after_rollback", events.forget_marks)
+    return factory
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from api_schemas.wire import (
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
 from service.scheduling.fair_share import claim_rank
-from service.store import claims, rounds, transitions
+from service.store import claims, events, rounds, transitions
 from service.store import sweep_listing as listing
 from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
@@ -139,6 +139,7 @@ def create_sweep(
     )
     session.flush()
     rounds.link_trials(session, sweep_id, stored)
+    events.sweep_created(session, sweep_id)
     return CreatedSweep(sweep_id, stored.new_ids, len(stored.cached_ids))
 
 
@@ -320,9 +321,16 @@ def cancel_sweep(session: Session, sweep_id: str) -> SweepRead:
 
 
 def list_trials(
-    session: Session, sweep_id: str, *, limit: int, cursor: str | None, status: str | None
+    session: Session,
+    sweep_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+    since: int | None = None,
 ) -> TrialPage:
-    """Trials of one sweep by id, keyset-paginated (cursor = last trial id seen)."""
+    """Trials of one sweep by id, keyset-paginated (cursor = last trial id seen);
+    ``since``: only those changed after that event sequence number."""
     _get(session, sweep_id)
     after = 0
     if cursor:
@@ -339,6 +347,8 @@ def list_trials(
     )
     if status:
         query = query.where(Trial.status == status)
+    if since is not None:
+        query = query.where(Trial.updated_seq > since)
     rows = list(session.scalars(query))
     items = [
         TrialRead(

@@ -16,6 +16,9 @@ running while its refinement goes on, and its rounds move only through
 :func:`advance_refine_round` and :func:`finish_refinement` (round r → r + 1, or round r →
 stopped with a reason; a stopped refinement never restarts), each guarded by the round
 it expects, so two dispatchers can never both add round r + 1.
+
+Every UPDATE also stamps ``updated_seq`` (``events.stamp``), so the transaction's commit
+records what changed as events (``service/store/events.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
 from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
-from service.store import claims
+from service.store import claims, events
 from service.store.claims import ClaimPolicy
 from service.store.models import Sweep, Trial
 from workers.records import ClaimedTrial
@@ -128,6 +131,7 @@ def claim_pending(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             attempts=table.c.attempts + 1,
             started_at=now,
+            updated_seq=events.stamp(session),
         )
         .returning(*(table.c[name] for name in claims.CLAIMED_COLUMNS))
     )
@@ -190,6 +194,7 @@ def finish_running(
         succeeded.append({**guard, **values, "error": None})
     table = Trial.__table__
     done = {"finished_at": now, "lease_owner": None, "lease_expires_at": None}
+    done["updated_seq"] = events.stamp(session)
     changed = 0
     if succeeded:
         columns = [name for name in succeeded[0] if not name.startswith("b_")]
@@ -216,7 +221,13 @@ def requeue_running(
     statement = (
         update(Trial.__table__)
         .where(_held_by_claim(Trial.__table__), _leaving([RUNNING], PENDING))
-        .values(status=PENDING, lease_owner=None, lease_expires_at=None, error=bindparam("error"))
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            error=bindparam("error"),
+            updated_seq=events.stamp(session),
+        )
     )
     message = error[:4000] if error else None
     params = [
@@ -254,13 +265,19 @@ def expire_leases(session: Session, max_attempts: int) -> tuple[int, int]:
             lease_expires_at=None,
             finished_at=now,
             error="lease expired after the last attempt (worker or dispatcher lost)",
+            updated_seq=events.stamp(session),
         )
         .execution_options(synchronize_session=False)
     ).rowcount
     requeued = session.execute(
         update(Trial)
         .where(_leaving([RUNNING], PENDING), expired, Trial.attempts < max_attempts)
-        .values(status=PENDING, lease_owner=None, lease_expires_at=None)
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            updated_seq=events.stamp(session),
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     return requeued, failed
@@ -278,7 +295,13 @@ def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
                 Trial.id.in_(ids[start : start + _CHUNK]),
                 _leaving(sources_of(CANCELLED), CANCELLED),
             )
-            .values(status=CANCELLED, lease_owner=None, lease_expires_at=None, finished_at=now)
+            .values(
+                status=CANCELLED,
+                lease_owner=None,
+                lease_expires_at=None,
+                finished_at=now,
+                updated_seq=events.stamp(session),
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
     return changed
@@ -318,6 +341,7 @@ def revive_trials(
                 finished_at=None,
                 priority=priority,
                 **queue,
+                updated_seq=events.stamp(session),
             )
             .execution_options(synchronize_session=False)
         ).rowcount
@@ -379,6 +403,8 @@ def advance_refine_round(session: Session, sweep_id: str, expected_round: int, t
         )
         .execution_options(synchronize_session=False)
     ).rowcount
+    if changed == 1:
+        events.sweep_changed(session, sweep_id)  # the stream sees the new round's trials
     return changed == 1
 
 
@@ -395,4 +421,6 @@ def finish_refinement(session: Session, sweep_id: str, expected_round: int, reas
         .values(refine_stop=reason)
         .execution_options(synchronize_session=False)
     ).rowcount
+    if changed == 1:
+        events.sweep_changed(session, sweep_id)  # may be the sweep's ``done``
     return changed == 1

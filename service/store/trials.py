@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
-from service.store import claims, transitions
+from service.store import claims, events, transitions
 from service.store.models import TheoryPrediction, Trial
 from workers.records import ClaimedTrial, TheoryValue
 
@@ -92,6 +92,7 @@ def backfill_theory(session: Session, values: Mapping[str, float | None]) -> int
         .values(
             gen_error_asymptotic=bindparam("b_value"),
             residual_asymptotic=bindparam("b_residual"),
+            updated_seq=events.stamp(session),  # a result changed: a "results" event
         )
     )
     params = [
