@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.auth.deps import audit_failure
@@ -131,6 +131,13 @@ def install_error_handlers(app: FastAPI) -> None:
         # service.sweeps.submit_sweep; anything else here is a bug, not the client's.
         log.error("unexpected integrity error: %s", exc)
         return _error(500, "IntegrityError", "the server hit an unexpected integrity error")
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the schema let through (a NUL byte in a text on
+        # PostgreSQL): the client's input, so a 4xx that names it, never a 500.
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:300]
+        return _error(422, "InvalidInput", f"the database cannot store a value given: {reason}")
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:

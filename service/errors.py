@@ -88,9 +88,10 @@ class QuotaExceeded(SweepsError):
 
 
 class NotRefined(SweepsError):
-    """The sweep has no ``refine`` block, so it has no boundary to report."""
+    """The sweep exists but has no ``refine`` block, so it has no boundary to report:
+    a conflict with the sweep's kind (409), not a missing resource."""
 
-    status_code = 404
+    status_code = 409
 
 
 class ResultsIncomplete(SweepsError):

@@ -202,6 +202,13 @@ def test_two_dispatchers_on_postgres_one_killed(postgres_url, tmp_path) -> None:
         start_new_session=True,
     )
     survivor = Dispatcher(factory, settings, InlineRunner(), owner="survivor")
+    # The victim (a fresh process: imports take seconds on a loaded machine) claims first,
+    # so that it holds trials when the two run side by side.
+    deadline = time.monotonic() + 120
+    while not any(v[3] == "victim" for v in _snapshot(sync_url).values()):
+        assert victim.poll() is None, "the victim dispatcher died on its own"
+        assert time.monotonic() < deadline, "the victim never claimed"
+        time.sleep(0.02)
     survivor.start()
     try:
         deadline = time.monotonic() + 120

@@ -24,7 +24,9 @@ def list_audit(
     session: SessionDep,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=32)] = None,
+    cursor: Annotated[
+        str | None, Query(pattern="^[1-9][0-9]{0,17}$", description="next_cursor of a page")
+    ] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> AuditPage:

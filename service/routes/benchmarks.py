@@ -20,10 +20,10 @@ from service.benchmarks import lifecycle, runs
 from service.benchmarks.suites import list_suites
 from service.deps import AuditDep, Reader, SessionDep, SettingsDep, Submitter
 from service.figures import benchmarks as figures
-from service.routes.responses import errors
+from service.routes.responses import BODY, errors
 
 router = APIRouter(prefix="/v1/benchmarks", tags=["benchmarks"])
-ERRORS = errors(404, 409)
+ERRORS = errors(*BODY, 404, 409)
 SuiteName = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=128)]
 
 

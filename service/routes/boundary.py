@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/sweeps", tags=["refine"])
     "/{sweep_id}/boundary",
     operation_id="get_boundary",
     response_model=BoundaryRead,
-    responses=errors(404),
+    responses=errors(404, 409),
 )
 def get_boundary(sweep_id: str, session: SessionDep) -> BoundaryRead:
     """A refine sweep's boundary cells: estimated position and resolution."""

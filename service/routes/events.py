@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api_schemas.wire import ErrorBody
 from service.deps import SessionDep, SettingsDep
 from service.events.stream import sweep_events
+from service.routes.responses import errors
 from service.store import sweeps as sweep_store
 
 router = APIRouter(prefix="/v1/sweeps", tags=["events"])
@@ -20,19 +20,30 @@ FINAL = frozenset({"succeeded", "failed", "partial", "cancelled"})
     "/{sweep_id}/events",
     operation_id="stream_sweep_events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(404)},
 )
 def stream_events(
     sweep_id: str,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    since: Annotated[int | None, Query(ge=0, description="replay events after this seq")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=64,
+            description="the id of the last event received (anything else: replay from since)",
+        ),
+    ] = None,
+    since: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="replay events after this seq")
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events of the sweep (counts, throughput, ETA, trial changes, results)."""
     final = sweep_store.read_sweep(session, sweep_id).status.value in FINAL
-    after = last_event_id if last_event_id is not None else since or 0
+    # SSE clients echo back the last id they saw; one that is not ours means "from since".
+    resume = last_event_id.strip() if last_event_id else ""
+    valid = resume.isascii() and resume.isdigit() and len(resume) <= 18
+    after = int(resume) if valid else since or 0
     body = sweep_events(
         request.app.state.session_factory,
         sweep_id,

@@ -50,12 +50,8 @@ def create_sweep(
     return sweep
 
 
-@router.post(
-    "/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=errors(*BODY)
-)
-def plan_sweep(
-    spec: SweepSpec, session: SessionDep, settings: SettingsDep, _: Reader
-) -> SweepPlan:
+@router.post("/plan", operation_id="plan_sweep", response_model=SweepPlan, responses=errors(*BODY))
+def plan_sweep(spec: SweepSpec, session: SessionDep, settings: SettingsDep, _: Reader) -> SweepPlan:
     """Dry run: trial count, cache hits, batches and estimated cost; writes nothing."""
     return sweep_service.plan_sweep(session, spec, settings)
 
@@ -133,7 +129,8 @@ def list_trials(
     ] = None,
     status_: Annotated[TrialStatus | None, Query(alias="status")] = None,
     since: Annotated[
-        int | None, Query(ge=0, description="only trials changed after this event seq")
+        int | None,
+        Query(ge=0, le=2**63 - 1, description="only trials changed after this event seq"),
     ] = None,
 ) -> TrialPage:
     """The sweep's trials with status, attempts and errors (cursor-paginated)."""

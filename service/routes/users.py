@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, status
 from api_schemas.auth import KeyCreate, KeyCreated, KeyRead, Me, UserCreate, UserRead, UserUpdate
 from service import accounts
 from service.deps import Admin, AuditDep, PrincipalCacheDep, Reader, SessionDep, SettingsDep
-from service.routes.responses import errors
+from service.routes.responses import BODY, errors
 from service.store import users as user_store
 
 router = APIRouter(prefix="/v1", tags=["users"])
-ERRORS = errors(404, 409)
+ERRORS = errors(*BODY, 404, 409)
 
 
 @router.get("/me", operation_id="whoami", response_model=Me, responses=ERRORS)

@@ -32,7 +32,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 
 from service.app import create_app
-from service.settings import LimitSettings, Settings
+from service.auth.bootstrap import create_user_with_key
+from service.settings import AuthSettings, LimitSettings, Settings
 
 FUZZ_SECONDS = int(os.environ.get("SWEEPS_FUZZ_SECONDS", "55"))
 _SEED = os.environ.get("SWEEPS_FUZZ_SEED", "20261202")
@@ -44,21 +45,25 @@ ALL_PHASES = (*STATELESS, "stateful")
 pytestmark = pytest.mark.slow
 
 
-def fuzz_config(seed: int, seconds: int, phases: tuple[str, ...]) -> SchemathesisConfig:
+def fuzz_config(
+    seed: int, seconds: int, phases: tuple[str, ...], key: str | None = None
+) -> SchemathesisConfig:
     """The project's ``schemathesis.toml`` (every check, the allowances) with this run's
     seed, time budget and phases, and no state from earlier runs (no replayed crashes:
     the seed alone decides the run)."""
     data = tomllib.loads(CONFIG.read_text())
     data |= {"seed": seed, "max-time": seconds, "cache": {"enabled": False}}
+    if key is not None:  # the API's security scheme, filled with a real admin key
+        data["auth"] = {"openapi": {"ApiKey": {"bearer": key}}}
     data["phases"] = {phase: {"enabled": phase in phases} for phase in ALL_PHASES}
     return SchemathesisConfig.from_dict(data)
 
 
 def run_schemathesis(
-    app, seed: int, seconds: int, phases: tuple[str, ...]
+    app, seed: int, seconds: int, phases: tuple[str, ...], key: str | None = None
 ) -> tuple[Counter, list[str], set[str]]:
     """(failures by phase/operation/check, errors, phases that ran) of one engine run."""
-    config = fuzz_config(seed, seconds, phases)
+    config = fuzz_config(seed, seconds, phases, key)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     failures: Counter = Counter()
     samples: dict[tuple, str] = {}
@@ -85,7 +90,14 @@ def run_schemathesis(
 
 
 def test_api_survives_schemathesis(migrated_url: str) -> None:
-    settings = Settings(database_url=migrated_url, limits=LimitSettings(max_trials=2000))
+    # Auth on, as a shared deployment runs it: the auth checks (a request without a valid
+    # key must be refused) are part of the run, and every other request carries a key.
+    settings = Settings(
+        database_url=migrated_url,
+        limits=LimitSettings(max_trials=2000),
+        auth=AuthSettings(enabled=True),
+    )
+    key = create_user_with_key(settings, "fuzzer", admin=True).key
     app = create_app(settings, start_dispatcher=False, migrate=False)
     failures: Counter = Counter()
     problems: list[str] = []
@@ -94,7 +106,7 @@ def test_api_survives_schemathesis(migrated_url: str) -> None:
         # Two budgets, so that the stateful phase always gets its share of the time.
         for phases, share in ((STATELESS, 0.6), (("stateful",), 0.4)):
             found, seen, phases_ran = run_schemathesis(
-                app, FUZZ_SEED, max(1, round(FUZZ_SECONDS * share)), phases
+                app, FUZZ_SEED, max(1, round(FUZZ_SECONDS * share)), phases, key
             )
             failures += found
             problems += seen

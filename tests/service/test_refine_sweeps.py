@@ -217,12 +217,12 @@ def test_a_bad_refine_spec_is_a_422_with_the_field_path(app_client: TestClient, 
     assert app_client.get("/v1/sweeps").json()["total"] == 0
 
 
-def test_boundary_of_a_plain_sweep_is_404(app_client: TestClient) -> None:
+def test_boundary_of_a_plain_sweep_is_409(app_client: TestClient) -> None:
     spec = {"name": "grid", "workload": "dln_theory", "params": TASK, "axes": {}}
     spec["params"] = {**TASK, "lambda_pt": 0.0, "gamma_ft": 0.1}
     created = app_client.post("/v1/sweeps", json=spec).json()
     response = app_client.get(f"/v1/sweeps/{created['id']}/boundary")
-    assert response.status_code == 404 and response.json()["error"] == "NotRefined"
+    assert response.status_code == 409 and response.json()["error"] == "NotRefined"
 
 
 def test_a_round_is_added_once_even_when_two_dispatchers_decide_it(
