@@ -287,24 +287,13 @@ def cancel_trials(session: Session, trial_ids: Iterable[int]) -> int:
     """pending | running → cancelled.  Running batches notice and drop their results."""
     ids = list(trial_ids)
     now = utcnow()
-    changed = 0
-    for start in range(0, len(ids), _CHUNK):
-        changed += session.execute(
-            update(Trial)
-            .where(
-                Trial.id.in_(ids[start : start + _CHUNK]),
-                _leaving(sources_of(CANCELLED), CANCELLED),
-            )
-            .values(
-                status=CANCELLED,
-                lease_owner=None,
-                lease_expires_at=None,
-                finished_at=now,
-                updated_seq=events.stamp(session),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    return changed
+    values = {
+        "status": CANCELLED,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "finished_at": now,
+    }
+    return _update_chunked(session, ids, _leaving(sources_of(CANCELLED), CANCELLED), values)
 
 
 def revive_trials(
@@ -327,22 +316,29 @@ def revive_trials(
         queue["owner"] = owner
     if claim_rank is not None:
         queue["claim_rank"] = claim_rank
-    ids = list(trial_ids)
+    values = {
+        "status": PENDING,
+        "attempts": 0,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+        "priority": priority,
+        **queue,
+    }
+    return _update_chunked(session, list(trial_ids), revivable, values)
+
+
+def _update_chunked(
+    session: Session, ids: list[int], condition: ColumnElement[bool], values: dict[str, Any]
+) -> int:
+    """UPDATE the trials ``ids`` that meet ``condition`` (chunks of ``_CHUNK`` ids), stamped
+    for the event log; returns the rows changed."""
     changed = 0
     for start in range(0, len(ids), _CHUNK):
         changed += session.execute(
             update(Trial)
-            .where(Trial.id.in_(ids[start : start + _CHUNK]), revivable)
-            .values(
-                status=PENDING,
-                attempts=0,
-                error=None,
-                started_at=None,
-                finished_at=None,
-                priority=priority,
-                **queue,
-                updated_seq=events.stamp(session),
-            )
+            .where(Trial.id.in_(ids[start : start + _CHUNK]), condition)
+            .values(**values, updated_seq=events.stamp(session))
             .execution_options(synchronize_session=False)
         ).rowcount
     return changed
