@@ -13,7 +13,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: a quota of true or 183.0, or a share of "2.5", is a client bug to report,
+    # not a value to coerce (found by the fuzzer's negative-data check).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class Quotas(_Strict):

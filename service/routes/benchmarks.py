@@ -59,7 +59,7 @@ def create_run(
     principal: Submitter,
     audit: AuditDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> BenchmarkRunRead:
     """Start a benchmark run (run here, or bring your own results); Idempotency-Key honoured."""
     run, created = runs.create_run(session, suite, body, settings, principal, idempotency_key)

@@ -37,7 +37,7 @@ def create_sweep(
     principal: Submitter,
     audit: AuditDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> SweepRead:
     """Submit a sweep; an Idempotency-Key (per submitter) makes retries safe."""
     sweep, created = sweep_service.submit_sweep(

@@ -140,6 +140,25 @@ def test_scopes_and_admin_endpoints_are_403(api) -> None:
     assert api.get("/v1/sweeps", headers=bearer(reader)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "u1", "share": "2.5"}, "share"),
+        ({"name": "u1", "quotas": {"max_queued_trials": 183.0}}, "max_queued_trials"),
+        ({"name": "u1", "quotas": {"max_running_trials": True}}, "max_running_trials"),
+        ({"name": "u1", "admin": "yes"}, "admin"),
+    ],
+)
+def test_user_fields_are_not_coerced(api, migrated_url, body, field) -> None:
+    # The fuzzer's negative-data check found these accepted (a string share, a float or a
+    # boolean quota): they are client bugs, answered with 422 and the field, and no user.
+    before = counts(migrated_url)
+    response = api.post("/v1/users", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "ValidationError" and field in response.text
+    assert counts(migrated_url) == before
+
+
 def test_a_second_user_cannot_cancel_and_admin_can(api) -> None:
     ada, bob = new_user(api, "ada"), new_user(api, "bob")
     sweep = api.post("/v1/sweeps", json=SPEC, headers=bearer(ada)).json()

@@ -83,6 +83,9 @@ def run_schemathesis(
                         response = interaction.response
                         samples[key] = f"{interaction.request.method} {interaction.request.uri}"
                         samples[key] += f" -> {response.status_code} {response.content[:200]!r}"
+                        if check.failure_info is not None:  # what was sent, to reproduce it
+                            samples[key] += f"\n{check.failure_info.failure.title}"
+                            samples[key] += f"\n{check.failure_info.code_sample[:1500]}"
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(str(getattr(event, "info", event))[:500])
     report = [f"{count} × {key}: {samples.get(key, '')}" for key, count in failures.items()]

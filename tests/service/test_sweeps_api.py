@@ -77,6 +77,17 @@ def test_idempotency(client) -> None:
     assert row_counts(client.database_url) == (1, 6, 6)
 
 
+def test_an_empty_idempotency_key_is_refused_and_changes_nothing(client) -> None:
+    # Found by the fuzzer: an empty key skipped the replay lookup but was stored, so the
+    # second submit hit the unique constraint (500). Empty is not a key: 422, nothing written.
+    for _ in range(2):
+        response = client.post("/v1/sweeps", json=SPEC, headers={"Idempotency-Key": ""})
+        assert response.status_code == 422, response.text
+        body = response.json()
+        assert body["error"] == "ValidationError" and "idempotency-key" in str(body).lower()
+    assert row_counts(client.database_url) == (0, 0, 0)
+
+
 def test_cancel(client) -> None:
     sweep_id = client.post("/v1/sweeps", json=SPEC).json()["id"]
     cancelled = client.post(f"/v1/sweeps/{sweep_id}/cancel")
