@@ -75,6 +75,9 @@ def faulty_proxy(upstream: str, faults: int, mode: str) -> Iterator[tuple[str, l
                 return
             if len(log) < faults:
                 request = read_message(conn)  # the request arrived; now fail it
+                # Logged before answering: the client may act on the answer (and the test
+                # read the log) before this thread runs again.
+                log.append(mode)
                 if mode == "503":
                     conn.sendall(UNAVAILABLE)
                 elif mode == "lose-answer":
@@ -82,7 +85,6 @@ def faulty_proxy(upstream: str, faults: int, mode: str) -> Iterator[tuple[str, l
                         upstream_sock.sendall(request)
                         read_message(upstream_sock)
                 conn.close()
-                log.append(mode)
                 continue
             log.append("forward")
             upstream_sock = socket.create_connection((host.hostname, host.port))
