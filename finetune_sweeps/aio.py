@@ -32,7 +32,8 @@ from api_schemas.wire import (
 )
 from finetune_sweeps import calls
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
-from finetune_sweeps.errors import WaitTimeout
+from finetune_sweeps.errors import ConnectionFailed, NotFound, WaitTimeout
+from finetune_sweeps.events import SseParser, SweepEvent, apply_event
 from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
@@ -146,6 +147,69 @@ class AsyncClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(f"sweep {sweep_id} did not finish within {timeout:g}s")
             await asyncio.sleep(poll_s)
+
+    async def follow(
+        self, sweep_id: str, *, after: int = 0, timeout: float | None = None
+    ) -> AsyncIterator[SweepEvent]:
+        """``Client.follow``: the sweep's events after ``after``, live, until ``done``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt, last = 0, after
+        while True:
+            try:
+                response = await self._response(calls.events(sweep_id, last), stream=True)
+                parser = SseParser()
+                try:
+                    async for line in response.aiter_lines():
+                        item = parser.feed(line)
+                        if deadline is not None and time.monotonic() > deadline:
+                            raise WaitTimeout(
+                                f"sweep {sweep_id} did not finish within {timeout:g}s"
+                            )
+                        if isinstance(item, SweepEvent):
+                            attempt, last = 0, item.seq
+                            yield item
+                            if item.final:
+                                return
+                finally:
+                    await response.aclose()
+                if (await self.sweep(sweep_id)).status in FINAL_STATUSES:
+                    return
+                error: Exception = ConnectionFailed(f"the event stream of {sweep_id} ended early")
+            except httpx.TransportError as exc:
+                error = unreachable(self.url, exc)
+            if not self.retry.should_retry_error(attempt):
+                raise error
+            await asyncio.sleep(self.retry.delay(attempt))
+            attempt += 1
+
+    async def watch(
+        self,
+        sweep_id: str,
+        *,
+        progress: ProgressArg = None,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> SweepRead:
+        """``Client.watch``: ``wait`` driven by the event stream (polling as a fallback)."""
+        report = progress_callback(progress)
+        sweep = await self.sweep(sweep_id)
+        if sweep.status in FINAL_STATUSES:
+            if report is not None:
+                report(sweep)
+            return sweep
+        started = time.monotonic()
+        try:
+            async for event in self.follow(sweep_id, timeout=timeout):
+                sweep = apply_event(sweep, event)
+                if report is not None and not event.final:
+                    report(sweep)
+        except NotFound:
+            left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            return await self.wait(sweep_id, progress=report, timeout=left, poll_s=poll_s)
+        final = await self.sweep(sweep_id)
+        if report is not None:
+            report(final)
+        return final
 
     async def trials(self, sweep_id: str, *, status: str | None = None) -> list[TrialRead]:
         items: list[TrialRead] = []

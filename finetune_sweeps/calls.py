@@ -84,6 +84,12 @@ def sweep(sweep_id: str) -> Call[SweepRead]:
     return Call("GET", f"/v1/sweeps/{sweep_id}", _model(SweepRead))
 
 
+def events(sweep_id: str, after: int) -> Call[None]:
+    """The sweep's event stream after event ``after`` (read as a stream, not decoded)."""
+    headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+    return Call("GET", f"/v1/sweeps/{sweep_id}/events", lambda _: None, headers=headers)
+
+
 def sweeps(limit: int, offset: int, **filters: Any) -> Call[SweepPage]:
     params = filter_query({"limit": limit, "offset": offset, **filters})
     return Call("GET", "/v1/sweeps", _model(SweepPage), params=params)

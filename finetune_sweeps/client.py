@@ -33,7 +33,8 @@ from api_schemas.wire import (
 )
 from finetune_sweeps import calls
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
-from finetune_sweeps.errors import WaitTimeout
+from finetune_sweeps.errors import ConnectionFailed, NotFound, WaitTimeout
+from finetune_sweeps.events import SseParser, SweepEvent, apply_event
 from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
@@ -171,6 +172,82 @@ class Client:
             if deadline is not None and time.monotonic() > deadline:
                 raise WaitTimeout(f"sweep {sweep_id} did not finish within {timeout:g}s")
             time.sleep(poll_s)
+
+    def follow(
+        self, sweep_id: str, *, after: int = 0, timeout: float | None = None
+    ) -> Iterator[SweepEvent]:
+        """The sweep's events after event ``after``, live, until its ``done`` event.
+
+        Pushed by the server (``GET /v1/sweeps/{id}/events``), nothing polled.  A dropped
+        connection is resumed with ``Last-Event-ID`` under ``retry`` (the attempts count
+        again from zero after every event received): no event is missed or repeated.
+        Ends at once for a sweep that finished before events existed.  Raises
+        ``WaitTimeout`` after ``timeout`` seconds (heartbeats keep the check running on
+        an idle stream).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt, last = 0, after
+        while True:
+            try:
+                response = self._response(calls.events(sweep_id, last), stream=True)
+                parser = SseParser()
+                try:
+                    for line in response.iter_lines():
+                        item = parser.feed(line)
+                        if deadline is not None and time.monotonic() > deadline:
+                            raise WaitTimeout(
+                                f"sweep {sweep_id} did not finish within {timeout:g}s"
+                            )
+                        if isinstance(item, SweepEvent):
+                            attempt, last = 0, item.seq
+                            yield item
+                            if item.final:
+                                return
+                finally:
+                    response.close()
+                # The server ends a stream without "done" only for a sweep that finished
+                # before events existed, or when it shuts down: tell the two apart.
+                if self.sweep(sweep_id).status in FINAL_STATUSES:
+                    return
+                error: Exception = ConnectionFailed(f"the event stream of {sweep_id} ended early")
+            except httpx.TransportError as exc:
+                error = unreachable(self.url, exc)
+            if not self.retry.should_retry_error(attempt):
+                raise error
+            time.sleep(self.retry.delay(attempt))
+            attempt += 1
+
+    def watch(
+        self,
+        sweep_id: str,
+        *,
+        progress: ProgressArg = None,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> SweepRead:
+        """Like ``wait``, but driven by the sweep's event stream: ``progress`` is called
+        with the sweep as of each event (counts, throughput, ETA), and the final state is
+        read once at the end.  Falls back to polling every ``poll_s`` seconds against a
+        server that has no event stream."""
+        report = progress_callback(progress)
+        sweep = self.sweep(sweep_id)
+        if sweep.status in FINAL_STATUSES:
+            if report is not None:
+                report(sweep)
+            return sweep
+        started = time.monotonic()
+        try:
+            for event in self.follow(sweep_id, timeout=timeout):
+                sweep = apply_event(sweep, event)
+                if report is not None and not event.final:
+                    report(sweep)
+        except NotFound:  # an older server: the sweep exists but its stream does not
+            left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            return self.wait(sweep_id, progress=report, timeout=left, poll_s=poll_s)
+        final = self.sweep(sweep_id)
+        if report is not None:
+            report(final)
+        return final
 
     def trials(self, sweep_id: str, *, status: str | None = None) -> list[TrialRead]:
         """Every trial of the sweep (all pages), with status, attempts and error."""

@@ -41,10 +41,12 @@ def _outcome(sweep: SweepRead) -> int:
 
 def _wait(client, sweep: SweepRead, *, quiet: bool, timeout: float, interval: float) -> SweepRead:
     try:
+        # The event stream pushes every change; ``interval`` only paces the polling
+        # fallback against a server without one.
         if quiet:
-            return client.wait(sweep.id, timeout=timeout, poll_s=interval)
+            return client.watch(sweep.id, timeout=timeout, poll_s=interval)
         with SweepProgress(sweep.name) as progress:
-            return client.wait(sweep.id, progress=progress, timeout=timeout, poll_s=interval)
+            return client.watch(sweep.id, progress=progress, timeout=timeout, poll_s=interval)
     except WaitTimeout as exc:
         raise fail(str(exc), EXIT_FAILED) from exc
 
@@ -129,12 +131,14 @@ def submit_command(
 def watch_command(
     sweep_id: Annotated[str, typer.Argument(help="the sweep to follow")],
     timeout: Timeout = 24 * 3600.0,
-    interval: Annotated[float, typer.Option(help="seconds between polls")] = 1.0,
+    interval: Annotated[
+        float, typer.Option(help="seconds between polls, against a server without events")
+    ] = 1.0,
     url: Url = None,
     api_key: ApiKey = None,
     as_json: Json = False,
 ) -> None:
-    """Follow a sweep live until it ends (polls GET /v1/sweeps/ID).
+    """Follow a sweep live until it ends, from its event stream (GET /v1/sweeps/ID/events).
 
     Exits 0 when it succeeded, 1 when it ended failed, cancelled or partial.
     """
