@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api_schemas.json_types import A_NUMBER, JsonBool
 
 Scope = Literal["read", "submit", "admin"]
 UserKind = Literal["user", "service", "local"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 
 
+TrialLimit = Annotated[int, Field(ge=1, le=10**9), A_NUMBER]
+GpuSeconds = Annotated[float, Field(gt=0, le=1e12), A_NUMBER]
+Share = Annotated[float, Field(gt=0, le=1e6, description="fair-share weight"), A_NUMBER]
+KeyDays = Annotated[int, Field(ge=1, le=3650), A_NUMBER]
+
+
 class _Strict(BaseModel):
-    # strict: a quota of true or 183.0, or a share of "2.5", is a client bug to report,
-    # not a value to coerce (found by the fuzzer's negative-data check).
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    # Json* field types: a quota of true or a share of "2.5" is a client bug to report,
+    # not a value to coerce (found by the fuzzer's negative-data check); 183.0 is an
+    # integer, as JSON Schema says.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Quotas(_Strict):
     """Per-user quota overrides; ``None`` means the service default."""
 
-    max_queued_trials: int | None = Field(default=None, ge=1, le=10**9)
-    max_running_trials: int | None = Field(default=None, ge=1, le=10**9)
-    gpu_seconds_per_window: float | None = Field(default=None, gt=0, le=1e12)
+    max_queued_trials: TrialLimit | None = None
+    max_running_trials: TrialLimit | None = None
+    gpu_seconds_per_window: GpuSeconds | None = None
 
 
 class UserCreate(_Strict):
@@ -31,15 +40,15 @@ class UserCreate(_Strict):
     kind: Literal["user", "service"] = Field(
         default="user", description="a person, or a service account for CI"
     )
-    admin: bool = False
-    share: float = Field(default=1.0, gt=0, le=1e6, description="fair-share weight")
+    admin: JsonBool = False
+    share: Share = 1.0
     quotas: Quotas = Field(default_factory=Quotas)
 
 
 class UserUpdate(_Strict):
-    admin: bool | None = None
-    disabled: bool | None = None
-    share: float | None = Field(default=None, gt=0, le=1e6)
+    admin: JsonBool | None = None
+    disabled: JsonBool | None = None
+    share: Share | None = None
     quotas: Quotas | None = None
 
 
@@ -61,8 +70,8 @@ class KeyCreate(_Strict):
     )
     scopes: list[Scope] = Field(default_factory=lambda: ["read", "submit"], min_length=1)
     label: str = Field(default="", max_length=128)
-    expires_in_days: int | None = Field(
-        default=None, ge=1, le=3650, description="default: the service's key lifetime"
+    expires_in_days: KeyDays | None = Field(
+        default=None, description="default: the service's key lifetime"
     )
 
 

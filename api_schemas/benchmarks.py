@@ -6,9 +6,11 @@ and thresholds.  Pydantic + stdlib only (the CLI and clients use them without th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from api_schemas.json_types import A_NUMBER, JsonBool, JsonFloat, JsonInt
 
 RunStatus = Literal["running", "pass", "fail", "error", "inconclusive"]
 Outcome = Literal["regression", "improvement", "unchanged", "insufficient_data", "error"]
@@ -28,25 +30,31 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
 }
 
 
-class MetricPolicy(BaseModel):
-    """How one metric is judged.  ``threshold`` None means the test's default."""
+Tolerance = Annotated[float, Field(ge=0, description="golden: allowed |gap|"), A_NUMBER]
 
-    model_config = ConfigDict(extra="forbid")
+
+class MetricPolicy(BaseModel):
+    """How one metric is judged.  ``threshold`` None means the test's default.
+
+    Numbers are JSON numbers (``api_schemas.json_types``): a threshold of ``"5"`` is a
+    client bug, answered with a 422, not read as 5."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     test: TestName = "lookback_z"
-    threshold: float | None = None
-    tolerance: float | None = Field(default=None, ge=0, description="golden: allowed |gap|")
+    threshold: JsonFloat | None = None
+    tolerance: Tolerance | None = None
     direction: Literal["lower_is_better", "higher_is_better"] = "lower_is_better"
-    min_runs: int = Field(default=2, ge=1, description="earlier baseline runs needed")
-    window: int = Field(default=100, ge=1, le=1000, description="lookback: latest runs used")
-    min_samples: int = Field(default=2, ge=1, description="samples needed per side")
+    min_runs: JsonInt = Field(default=2, ge=1, description="earlier baseline runs needed")
+    window: JsonInt = Field(default=100, ge=1, le=1000, description="lookback: latest runs used")
+    min_samples: JsonInt = Field(default=2, ge=1, description="samples needed per side")
     aggregate: Literal["median", "best", "mean"] = Field(
         default="median", description="how repetitions become one value (best = min or max)"
     )
-    min_change_pct: float = Field(
+    min_change_pct: JsonFloat = Field(
         default=0.0, ge=0, description="a regression also needs at least this change (%)"
     )
-    confirm_on_rerun: bool = Field(
+    confirm_on_rerun: JsonBool = Field(
         default=False, description="a regression fails only when a rerun on the commit repeats it"
     )
 
@@ -59,7 +67,7 @@ class GitContext(BaseModel):
     commit: str | None = Field(default=None, max_length=64)
     branch: str | None = Field(default=None, max_length=200)
     base_commit: str | None = Field(default=None, max_length=64)
-    pr_number: int | None = None
+    pr_number: JsonInt | None = None
 
 
 class Machine(BaseModel):
@@ -72,7 +80,7 @@ class Machine(BaseModel):
 class ConfigResult(BaseModel):
     """The caller's measured values of one suite config (seeds as samples)."""
 
-    gen_error: list[float] = Field(min_length=1)
+    gen_error: list[JsonFloat] = Field(min_length=1)
     regime_empirical: list[str] | None = None
 
 
@@ -80,7 +88,7 @@ class BroughtResults(BaseModel):
     """Bring-your-own results: per config label and per performance metric."""
 
     configs: dict[str, ConfigResult]
-    metrics: dict[str, list[float]] = Field(
+    metrics: dict[str, list[JsonFloat]] = Field(
         default_factory=dict, description="performance metric → repetitions"
     )
 

@@ -201,7 +201,8 @@ class AsyncClient:
         try:
             async for event in self.follow(sweep_id, timeout=timeout):
                 sweep = apply_event(sweep, event)
-                if report is not None and not event.final:
+                # The final state is reported once, from the GET below.
+                if report is not None and sweep.status not in FINAL_STATUSES:
                     report(sweep)
         except NotFound:
             left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)

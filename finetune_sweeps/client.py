@@ -239,7 +239,8 @@ class Client:
         try:
             for event in self.follow(sweep_id, timeout=timeout):
                 sweep = apply_event(sweep, event)
-                if report is not None and not event.final:
+                # The final state is reported once, from the GET below.
+                if report is not None and sweep.status not in FINAL_STATUSES:
                     report(sweep)
         except NotFound:  # an older server: the sweep exists but its stream does not
             left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)

@@ -1,4 +1,4 @@
-"""Ownership: who may read and who may change a sweep.
+"""Ownership: who may read and who may change a sweep (or a benchmark run).
 
 A sweep belongs to its submitter (MLflow's creator-gets-MANAGE).  Cancelling needs the
 owner or an admin.  Reading is open to every authenticated user (shared science) unless
@@ -20,10 +20,10 @@ def restricted_to(principal: Principal, settings: Settings) -> str | None:
     return None
 
 
-def check_read(principal: Principal, settings: Settings, owner: str) -> None:
+def check_read(principal: Principal, settings: Settings, owner: str, what: str = "sweep") -> None:
     limited = restricted_to(principal, settings)
     if limited is not None and limited != owner:
-        raise Forbidden("this sweep belongs to another user (reads are restricted to owners)")
+        raise Forbidden(f"this {what} belongs to another user (reads are restricted to owners)")
 
 
 def check_change(principal: Principal, owner: str) -> None:

@@ -14,6 +14,7 @@ from api_schemas.benchmarks import (
     ThresholdRead,
     ThresholdWrite,
 )
+from service.auth.principal import Principal
 from service.benchmarks.judging import restatus
 from service.benchmarks.runs import read_run
 from service.benchmarks.suites import load_suite, suite_configs
@@ -23,11 +24,12 @@ from service.store import benchmarks as store
 
 
 def acknowledge(
-    session: Session, run_id: str, metric: str, by: str, reason: str, settings: Settings
+    session: Session, run_id: str, metric: str, by: Principal, reason: str, settings: Settings
 ) -> BenchmarkRunRead:
     """Accept a regression (it stays on the record, marked); the run's status is
-    recomputed without it."""
-    store.acknowledge(session, run_id, metric, by, reason)
+    recomputed without it.  Whoever may read the run may acknowledge (audited)."""
+    read_run(session, run_id, settings, by)  # 404 / 403 before anything changes
+    store.acknowledge(session, run_id, metric, by.name, reason)
     restatus(session, run_id)
     return read_run(session, run_id, settings)
 
@@ -40,11 +42,13 @@ def metric_history(
     machine: str | None,
     branch: str | None,
     limit: int,
+    submitter: str | None = None,
 ) -> MetricHistory:
-    """The metric's values per run (oldest first) with the limits each was judged by."""
+    """The metric's values per run (oldest first) with the limits each was judged by;
+    only ``submitter``'s runs when given (restricted reads)."""
     points = []
     for run, value in store.history(
-        session, suite, metric, machine=machine, branch=branch, limit=limit
+        session, suite, metric, machine=machine, branch=branch, limit=limit, submitter=submitter
     ):
         limits = value.detail.get("limits", {})
         points.append(

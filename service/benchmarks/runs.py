@@ -25,6 +25,7 @@ from api_schemas.benchmarks import (
     MetricVerdict,
 )
 from api_schemas.statuses import FINAL_SWEEP_STATES
+from service.auth.policy import check_read
 from service.auth.principal import Principal
 from service.benchmarks.brought import brought_measurements
 from service.benchmarks.judging import judge_run
@@ -162,9 +163,14 @@ def _finish_run_here(session: Session, run: store.RunRecord, settings: Settings)
     judge_run(session, run, suite, measurements, settings, "service")
 
 
-def read_run(session: Session, run_id: str, settings: Settings) -> BenchmarkRunRead:
-    """The run with its verdict (404 unknown); judges a finished run-here run first."""
+def read_run(
+    session: Session, run_id: str, settings: Settings, principal: Principal | None = None
+) -> BenchmarkRunRead:
+    """The run with its verdict (404 unknown; 403 when reads are restricted and it is
+    another user's); judges a finished run-here run first."""
     run = store.get_run(session, run_id)
+    if principal is not None:
+        check_read(principal, settings, run.submitter, what="benchmark run")
     if run.status == "running" and run.mode == "run_here" and run.sweep_ids:
         _finish_run_here(session, run, settings)
         run = store.get_run(session, run_id)

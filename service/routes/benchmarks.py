@@ -16,6 +16,7 @@ from api_schemas.benchmarks import (
     ThresholdRead,
     ThresholdWrite,
 )
+from service.auth.policy import restricted_to
 from service.benchmarks import lifecycle, runs
 from service.benchmarks.suites import list_suites
 from service.deps import AuditDep, Reader, SessionDep, SettingsDep, Submitter
@@ -76,9 +77,11 @@ def create_run(
     response_model=BenchmarkRunRead,
     responses=ERRORS,
 )
-def get_run(run_id: str, session: SessionDep, settings: SettingsDep, _: Reader) -> BenchmarkRunRead:
+def get_run(
+    run_id: str, session: SessionDep, settings: SettingsDep, principal: Reader
+) -> BenchmarkRunRead:
     """A run's status (pass | fail | error | inconclusive), baseline, policy and metrics."""
-    return runs.read_run(session, run_id, settings)
+    return runs.read_run(session, run_id, settings, principal)
 
 
 @router.post(
@@ -97,7 +100,7 @@ def acknowledge(
     audit: AuditDep,
 ) -> BenchmarkRunRead:
     """Acknowledge a regression: it stays on the record and no longer fails the run."""
-    run = lifecycle.acknowledge(session, run_id, metric, principal.name, body.reason, settings)
+    run = lifecycle.acknowledge(session, run_id, metric, principal, body.reason, settings)
     audit("benchmark.acknowledge", f"benchmark_run:{run_id}", 200, {"metric": metric})
     return run
 
@@ -112,14 +115,17 @@ def history(
     suite: SuiteName,
     metric: str,
     session: SessionDep,
-    _: Reader,
+    settings: SettingsDep,
+    principal: Reader,
     machine: str | None = None,
     branch: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MetricHistory:
-    """The metric's value per run and commit, with the limits it was judged by."""
+    """The metric's value per run and commit, with the limits it was judged by (only the
+    caller's runs when reads are restricted)."""
+    owner = restricted_to(principal, settings)
     return lifecycle.metric_history(
-        session, suite, metric, machine=machine, branch=branch, limit=limit
+        session, suite, metric, machine=machine, branch=branch, limit=limit, submitter=owner
     )
 
 
@@ -133,14 +139,16 @@ def history_figure(
     suite: SuiteName,
     metric: str,
     session: SessionDep,
-    _: Reader,
+    settings: SettingsDep,
+    principal: Reader,
     machine: str | None = None,
     branch: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """PNG of the metric's value per commit with the threshold band."""
+    owner = restricted_to(principal, settings)
     history = lifecycle.metric_history(
-        session, suite, metric, machine=machine, branch=branch, limit=limit
+        session, suite, metric, machine=machine, branch=branch, limit=limit, submitter=owner
     )
     return Response(figures.history_figure(history), media_type="image/png")
 

@@ -245,8 +245,10 @@ def history(
     machine: str | None,
     branch: str | None,
     limit: int,
+    submitter: str | None = None,
 ) -> list[tuple[RunRecord, ValueRecord]]:
-    """The metric's judged values, oldest first (the latest ``limit``)."""
+    """The metric's judged values, oldest first (the latest ``limit``); only
+    ``submitter``'s runs when given (restricted reads)."""
     query = (
         select(BenchmarkRun, BenchmarkValue)
         .join(BenchmarkValue, BenchmarkValue.run_id == BenchmarkRun.id)
@@ -256,5 +258,7 @@ def history(
         query = query.where(BenchmarkRun.machine == machine)
     if branch is not None:
         query = query.where(BenchmarkRun.branch == branch)
+    if submitter is not None:
+        query = query.where(BenchmarkRun.submitter == submitter)
     rows = session.execute(query.order_by(BenchmarkRun.created_at.desc()).limit(limit)).all()
     return [(_run(run), _value(value)) for run, value in reversed(rows)]

@@ -39,6 +39,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from service.store.clock import as_utc
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,6 +58,22 @@ MISSING_THEORY_WHERE = (
 
 # The partial index of the refinement controller (service/refine/controller.py).
 REFINING_WHERE = "refine_round IS NOT NULL AND refine_stop IS NULL"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """``TIMESTAMP WITH TIME ZONE`` that reads back timezone-aware on every backend.
+
+    SQLite keeps no offset and hands back naive datetimes (stored as UTC); every
+    timestamp leaving the store must carry its offset (RFC 3339 ``date-time`` on the
+    wire), so the fix is here, once, not at each reader.  Same DDL as
+    ``DateTime(timezone=True)``: no migration."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return as_utc(value)
+
 
 # BigInteger ids on PostgreSQL, but SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -81,7 +100,7 @@ class Sweep(Base):
     trial_count: Mapped[int] = mapped_column(Integer)
     cached_count: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     # Fair share (migration 0005): ci | interactive | batch, and the GPU-seconds the sweep
     # asked for at submit (quotas count requested resources, as Kueue does).
     priority_class: Mapped[str] = mapped_column(String(16), default="interactive")
@@ -151,11 +170,11 @@ class Trial(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Latest progress report of a running trial (phase, step, epoch, loss; migration 0003).
     progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Fair share (migration 0005): whose queue the trial waits in (the submitter of the
@@ -223,7 +242,7 @@ class TheoryPrediction(Base):
     gen_error: Mapped[float | None] = mapped_column(Float)
     reliable: Mapped[bool | None] = mapped_column(Boolean)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class User(Base):
@@ -241,12 +260,12 @@ class User(Base):
     # half-life of the settings, as of ``usage_at``.
     share: Mapped[float] = mapped_column(Float, default=1.0)
     usage: Mapped[float] = mapped_column(Float, default=0.0)
-    usage_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    usage_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # Quotas; NULL means the default of the settings.
     max_queued_trials: Mapped[int | None] = mapped_column(Integer)
     max_running_trials: Mapped[int | None] = mapped_column(Integer)
     gpu_seconds_per_window: Mapped[float | None] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiKey(Base):
@@ -260,10 +279,10 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(128), default="")
     scopes: Mapped[list[str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class AuditEntry(Base):
@@ -272,7 +291,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str | None] = mapped_column(String(128), index=True)
     actor_kind: Mapped[str | None] = mapped_column(String(16))
     client_address: Mapped[str | None] = mapped_column(String(64))
@@ -312,8 +331,8 @@ class BenchmarkRun(Base):
     measurements: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class BenchmarkValue(Base):
@@ -334,7 +353,7 @@ class BenchmarkValue(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     acknowledged_by: Mapped[str | None] = mapped_column(String(128))
-    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     ack_reason: Mapped[str | None] = mapped_column(Text)
 
 
@@ -350,8 +369,8 @@ class BenchmarkThreshold(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class Event(Base):
@@ -363,6 +382,6 @@ class Event(Base):
     sweep_id: Mapped[str] = mapped_column(ForeignKey("sweeps.id"))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_events_sweep_id_id", "sweep_id", "id"),)

@@ -144,19 +144,28 @@ def test_scopes_and_admin_endpoints_are_403(api) -> None:
     ("body", "field"),
     [
         ({"name": "u1", "share": "2.5"}, "share"),
-        ({"name": "u1", "quotas": {"max_queued_trials": 183.0}}, "max_queued_trials"),
+        ({"name": "u1", "quotas": {"max_queued_trials": "183"}}, "max_queued_trials"),
         ({"name": "u1", "quotas": {"max_running_trials": True}}, "max_running_trials"),
         ({"name": "u1", "admin": "yes"}, "admin"),
     ],
 )
 def test_user_fields_are_not_coerced(api, migrated_url, body, field) -> None:
-    # The fuzzer's negative-data check found these accepted (a string share, a float or a
-    # boolean quota): they are client bugs, answered with 422 and the field, and no user.
+    # The fuzzer's negative-data check found these accepted (strings and booleans where
+    # JSON Schema says number): client bugs, answered with 422 and the field, and no user.
     before = counts(migrated_url)
     response = api.post("/v1/users", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "ValidationError" and field in response.text
     assert counts(migrated_url) == before
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says(api) -> None:
+    body = {"name": "u2", "quotas": {"max_queued_trials": 183.0}}
+    created = api.post("/v1/users", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["quotas"]["max_queued_trials"] == 183
+    half = api.post("/v1/users", json={"name": "u3", "quotas": {"max_queued_trials": 183.5}})
+    assert half.status_code == 422 and "max_queued_trials" in half.text
 
 
 def test_a_second_user_cannot_cancel_and_admin_can(api) -> None:

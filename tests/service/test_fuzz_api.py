@@ -84,7 +84,8 @@ def run_schemathesis(
                         samples[key] = f"{interaction.request.method} {interaction.request.uri}"
                         samples[key] += f" -> {response.status_code} {response.content[:200]!r}"
                         if check.failure_info is not None:  # what was sent, to reproduce it
-                            samples[key] += f"\n{check.failure_info.failure.title}"
+                            failure = check.failure_info.failure
+                            samples[key] += f"\n{failure.title}: {failure.message[:600]}"
                             samples[key] += f"\n{check.failure_info.code_sample[:1500]}"
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(str(getattr(event, "info", event))[:500])
