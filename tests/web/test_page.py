@@ -12,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from service.app import create_app
+from service.auth.bootstrap import create_user_with_key
 from service.dispatch import Dispatcher
 from service.runners import InlineRunner
-from service.settings import DispatchSettings, LiveSettings, Settings
+from service.settings import AuthSettings, DispatchSettings, LiveSettings, Settings
 from tests.live import serve
 from tests.service.factories import small_finetune_spec
 
@@ -165,3 +166,54 @@ def test_sweeps_list_shows_live_progress(browser, live_app, screenshot_dir):
     page.screenshot(path=str(screenshot_dir / "sweeps-list.png"))
     page.close()
     assert not problems, problems
+
+
+def test_with_auth_on_the_page_asks_for_a_key_and_then_streams_with_it(
+    browser, sqlite_url, screenshot_dir
+):
+    # A shared deployment: every API call needs a key.  The page (static, open) shows the
+    # key prompt on the first 401, sends the pasted key as Authorization: Bearer on every
+    # fetch and on the event stream, never in a URL, and asks again for a wrong key.
+    settings = Settings(
+        database_url=sqlite_url,
+        auth=AuthSettings(enabled=True),
+        dispatch=DispatchSettings(batch_size=2, max_inflight_batches=1, poll_seconds=0.05),
+        live=LiveSettings(poll_seconds=0.1),
+    )
+    key = create_user_with_key(settings, "ada").key
+    app = create_app(settings, runner=InlineRunner(), start_dispatcher=False)
+    with serve(app) as base:
+        headers = {"Authorization": f"Bearer {key}"}
+        sweep_id = httpx.post(f"{base}/v1/sweeps", json=SPEC, headers=headers).json()["id"]
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        urls: list[str] = []
+        bearer: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.on(
+            "request",
+            lambda r: bearer.append(r.url) if r.headers.get("authorization") else None,
+        )
+        page.goto(f"{base}/")
+        page.wait_for_selector("#key-banner:not([hidden])")
+        page.fill("#key-input", "sk_wrong_" + "x" * 30)
+        page.click("#key-save")
+        page.wait_for_selector("#key-banner:not([hidden])")  # refused: asked again
+        page.fill("#key-input", key)
+        page.click("#key-save")
+        row = f'table.sweeps tr[data-id="{sweep_id}"]'
+        page.wait_for_selector(row)
+        assert page.is_hidden("#key-banner")
+        page.click(f"{row} a")
+        dispatcher = Dispatcher(app.state.session_factory, settings, InlineRunner())
+        dispatcher.start()
+        try:  # the sweep's own view follows the event stream, which needs the key too
+            page.wait_for_function(
+                "() => (document.querySelector('#view').textContent || '').includes('succeeded')",
+                timeout=120000,
+            )
+        finally:
+            dispatcher.stop()
+        page.screenshot(path=str(screenshot_dir / "with-auth.png"))
+        page.close()
+    assert not [url for url in urls if key in url], "the key leaked into a URL"
+    assert any(f"/v1/sweeps/{sweep_id}/events" in url for url in bearer), bearer
