@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text
+from sqlalchemy.types import TypeDecorator
 
 from api_schemas.result_columns import OUTCOME_COLUMNS, PAGE_COLUMNS, RESULT_COLUMNS
 from api_schemas.statuses import TrialStatus
@@ -43,7 +44,8 @@ _SQL_KINDS = {
 @pytest.mark.parametrize("column", RESULT_COLUMNS, ids=lambda c: c.name)
 def test_orm_result_columns_match_the_definition(column) -> None:
     sql = Trial.__table__.c[column.name]
-    assert isinstance(sql.type, _SQL_KINDS[column.kind]), (column.name, sql.type)
+    stored = sql.type.impl if isinstance(sql.type, TypeDecorator) else sql.type  # UtcDateTime
+    assert isinstance(stored, _SQL_KINDS[column.kind]), (column.name, sql.type)
     assert sql.nullable
 
 
