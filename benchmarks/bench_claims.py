@@ -94,7 +94,7 @@ def time_claims(
             if select_only and policy is None:
                 claimed = plain_candidates(session, limit)
             elif select_only:
-                claimed, _ = fair_candidates(
+                claimed, _, _ = fair_candidates(
                     session, limit, policy, datetime.now(UTC), postgres=True
                 )
             else:
@@ -102,7 +102,8 @@ def time_claims(
                     session, "bench", limit, 60, postgres=True, fair_share=policy
                 )
             samples.append((time.perf_counter() - started) * 1e3)
-            assert len(claimed) == limit, len(claimed)
+            # The whole claim takes whole groups (8 trials each here): about ``limit``.
+            assert len(claimed) == limit if select_only else claimed, len(claimed)
         finally:
             session.rollback()
             session.close()

@@ -33,7 +33,17 @@ class DispatchSettings(BaseModel):
     """How the dispatcher claims, batches and retries trials."""
 
     enabled: bool = Field(default=True, description="run a dispatcher inside the API process")
-    batch_size: int = Field(default=512, ge=1, description="most trials in one Ray task")
+    batch_size: int = Field(
+        default=512,
+        ge=1,
+        description="most trials in one Ray task (whole groups: a larger group is a batch alone)",
+    )
+    target_batch_seconds: float = Field(
+        default=45.0,
+        ge=0,
+        description="estimated single-core seconds one batch should last (cost model, "
+        "service/scheduling/cost_model.py); 0: size batches by batch_size alone",
+    )
     claim_size: int = Field(default=4096, ge=1, description="most trials claimed per round")
     max_inflight_batches: int = Field(default=8, ge=1)
     lease_seconds: float = Field(default=120.0, gt=0, description="lease on a claimed trial")

@@ -1,15 +1,17 @@
 """Claimed trials → batches: pure functions over :class:`~workers.records.ClaimedTrial`.
 
 A batch holds trials of one workload and one batch key (same shape), keeps every trial
-of one group key (a shared dataset or theory curve) together unless the group alone
-exceeds the batch size, and asks Ray for the GPUs its workload needs.
+of one group key (a shared dataset or theory curve) together — the batch size and the
+cost target bound how many groups a batch packs, they never split one: a group larger
+than either is a batch alone — and asks Ray for the GPUs its workload needs.  Only a
+failed batch is ever cut (:func:`split`), at a group boundary when it holds several.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -51,28 +53,50 @@ class Batch:
         return set(self.theory_wanted.values())
 
 
-def group_into_batches(trials: Iterable[G], batch_size: int) -> list[list[G]]:
-    """Same workload and batch key per batch; trials of one group key stay together
-    unless the group alone exceeds ``batch_size``.  Order (priority, age) is kept."""
+def group_into_batches(
+    trials: Iterable[G],
+    batch_size: int,
+    *,
+    cost: Callable[[G], float] | None = None,
+    target_s: float | None = None,
+) -> list[list[G]]:
+    """Same workload and batch key per batch, whole groups only.
+
+    Groups (trials of one group key) are packed in order into a batch while it holds at
+    most ``batch_size`` trials and, with ``cost`` and ``target_s``, at most ``target_s``
+    estimated seconds (``cost(trial)``: ``service.scheduling.cost_model``); a group that
+    alone exceeds either bound is a batch of its own, never split.  Order (priority,
+    age) is kept.
+    """
     by_batch: dict[tuple[str, str], dict[str, list[G]]] = defaultdict(dict)
     for trial in trials:
         by_batch[(trial.workload, trial.batch_key)].setdefault(trial.group_key, []).append(trial)
+    bounded = cost is not None and target_s is not None and target_s > 0
     batches: list[list[G]] = []
     for groups in by_batch.values():
         current: list[G] = []
+        current_s = 0.0
         for members in groups.values():
-            if current and len(current) + len(members) > batch_size:
+            members_s = sum(cost(t) for t in members) if bounded else 0.0  # type: ignore[misc]
+            over = len(current) + len(members) > batch_size or (
+                bounded and current_s + members_s > target_s  # type: ignore[operator]
+            )
+            if current and over:
                 batches.append(current)
-                current = []
-            for start in range(0, len(members), batch_size):
-                chunk = members[start : start + batch_size]
-                if len(chunk) == batch_size:
-                    batches.append(chunk)
-                else:
-                    current.extend(chunk)
+                current, current_s = [], 0.0
+            current = current + members
+            current_s += members_s
         if current:
             batches.append(current)
     return batches
+
+
+def trials_per_batch(trial_s: float, batch_size: int, target_s: float | None) -> int:
+    """How many trials of ``trial_s`` estimated seconds fill a batch of ``target_s``
+    (at least 1, at most ``batch_size``; ``batch_size`` when there is no target)."""
+    if not target_s or target_s <= 0 or trial_s <= 0:
+        return batch_size
+    return max(1, min(batch_size, int(target_s // trial_s)))
 
 
 def batch_size_for(workload: str, configured: int) -> int:
@@ -102,8 +126,20 @@ def hard_limit_s(trials: Sequence[ClaimedTrial], factor: float, grace_s: float) 
 
 
 def split(batch: Batch, factor: float, grace_s: float) -> tuple[Batch, Batch]:
-    """The two halves of a failed batch, each keeping its share of the theory asked."""
+    """The two halves of a failed batch, each keeping its share of the theory asked.
+
+    With several groups the cut falls on the group boundary nearest the middle, so no
+    group is split; a batch of one group is halved (the one way a group is ever split:
+    a batch that failed as a whole must shrink to make progress).
+    """
     half = len(batch.trials) // 2
+    starts = [
+        i
+        for i in range(1, len(batch.trials))
+        if batch.trials[i].group_key != batch.trials[i - 1].group_key
+    ]
+    if starts:
+        half = min(starts, key=lambda i: (abs(i - len(batch.trials) / 2), i))
     parts = []
     for members in (batch.trials[:half], batch.trials[half:]):
         wanted = {

@@ -46,6 +46,7 @@ from service.dispatch.batching import (
     group_into_batches,
     hard_limit_s,
     split,
+    trials_per_batch,
 )
 from service.dispatch.progress import overdue, overdue_message
 from service.dispatch.runner import BatchRunner
@@ -53,6 +54,12 @@ from service.dispatch.theory_ledger import TheoryLedger
 from service.dispatch.writes import PendingWrite, WriteQueue
 from service.observability import metrics
 from service.refine.controller import advance_refinements
+from service.scheduling.cost_model import (
+    Calibration,
+    calibrate,
+    cost_sample,
+    estimate_trial_seconds,
+)
 from service.settings import Settings
 from service.store import progress as progress_store
 from service.store import transitions
@@ -105,6 +112,8 @@ class Dispatcher:
         self._last: dict[str, float] = defaultdict(float)
         self._last["renew"] = time.monotonic()
         self.rounds = 0
+        # The cost model's coefficients, refitted from every finished dln_finetune batch.
+        self.calibration = Calibration()
         self.last_round_at: float | None = None  # Unix time, for /metrics liveness
         self.last_error: str | None = None
         self._round_failed = False
@@ -235,12 +244,19 @@ class Dispatcher:
             return False
         started = time.perf_counter()
         with session_scope(self.session_factory) as session:
-            # Claim no more than the free batches hold, sized for the workload at the
-            # head of the queue (one trial per batch for the nonlinear workloads).
-            head = progress_store.next_pending_workload(session)
+            # Claim no more than the free batches hold, sized for the trial at the head of
+            # the queue (one trial per batch for the nonlinear workloads; by cost for the
+            # rest: about target_batch_seconds each).
+            head = progress_store.next_pending_trial(session)
             if head is None:
                 return False
-            limit = min(self.config.claim_size, free * batch_size_for(head, self.config.batch_size))
+            workload, params, execution = head
+            per_batch = trials_per_batch(
+                estimate_trial_seconds(workload, params, execution, self.calibration),
+                batch_size_for(workload, self.config.batch_size),
+                self.config.target_batch_seconds,
+            )
+            limit = min(self.config.claim_size, free * per_batch)
             claimed = transitions.claim_pending(
                 session,
                 self.owner,
@@ -262,7 +278,10 @@ class Dispatcher:
         for workload, trials in by_workload.items():
             size = batch_size_for(workload, self.config.batch_size)
             always = WORKLOADS[workload].theory_is_result
-            for members in group_into_batches(trials, size):
+            batches = group_into_batches(
+                trials, size, cost=self._trial_seconds, target_s=self.config.target_batch_seconds
+            )
+            for members in batches:
                 members = [_with_context(t, context) for t in members]
                 wanted = self.ledger.assign(members, stored, always=always)
                 batch = Batch(
@@ -274,6 +293,22 @@ class Dispatcher:
                 )
                 self._submit(batch)
         return True
+
+    def _trial_seconds(self, trial: ClaimedTrial) -> float:
+        return estimate_trial_seconds(
+            trial.workload, trial.params, trial.execution, self.calibration
+        )
+
+    def _learn_cost(self, batch: Batch, output: BatchOutput) -> None:
+        """Refit the cost model with a finished dln_finetune batch's trials."""
+        if batch.workload != "dln_finetune" or batch.theory_only:
+            return
+        samples = [
+            cost_sample(t.params, t.execution, o.wall_time_s, o.metrics["steps"])
+            for t, o in zip(batch.trials, output.outcomes, strict=False)
+            if o.ok and o.wall_time_s is not None and (o.metrics or {}).get("steps")
+        ]
+        self.calibration = calibrate(samples, self.calibration)
 
     def _hard_limit(self, trials: list[ClaimedTrial]) -> float | None:
         return hard_limit_s(
@@ -328,6 +363,7 @@ class Dispatcher:
                 self._handle_failure(flight.batch, exc)
                 continue
             self._queue_persist(flight.batch, output)
+            self._learn_cost(flight.batch, output)
         return True
 
     def _queue_persist(self, batch: Batch, output: BatchOutput) -> None:

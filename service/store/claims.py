@@ -7,12 +7,17 @@ each user's oldest trials in queue order (index ``ix_trials_fair_claim``), and r
 the usage it charged.  On PostgreSQL the user rows are locked ``FOR UPDATE`` for the
 claim, so concurrent dispatchers allocate one after the other (claims are short), while
 the trial rows keep ``FOR UPDATE SKIP LOCKED``.
+
+Whole groups (:func:`whole_groups`): trials of one group key share a dataset or a theory
+curve (``service/expand.py``), so a claim takes every pending trial of each group it
+touches: the limit bounds the groups a claim adds, it never splits one, and a group
+larger than the limit is claimed whole, alone.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,25 +112,30 @@ def queues(session: Session, policy: ClaimPolicy, now: datetime, *, postgres: bo
     return found
 
 
-def _oldest(session: Session, owner: str, limit: int, *, postgres: bool) -> list[int]:
+# What a candidate row of a claim carries (the trial, its queue and its group).
+CANDIDATE_COLUMNS = (Trial.id, Trial.owner, Trial.group_key, Trial.priority, Trial.claim_rank)
+
+
+def _oldest(session: Session, owner: str, limit: int, *, postgres: bool) -> list[Any]:
     statement = (
-        select(Trial.id)
+        select(*CANDIDATE_COLUMNS)
         .where(Trial.status == PENDING, Trial.owner == owner)
         .order_by(Trial.claim_rank, Trial.id)
         .limit(limit)
     )
     if postgres:
         statement = statement.with_for_update(skip_locked=True)
-    return list(session.scalars(statement))
+    return list(session.execute(statement))
 
 
 # Every user's share in one round trip on PostgreSQL: a LATERAL index scan per user.
 _OLDEST_PER_OWNER = text(
     """
-    SELECT picked.id FROM unnest(CAST(:owners AS text[]), CAST(:amounts AS int[]))
-        AS wanted(owner, amount)
+    SELECT picked.id, picked.owner, picked.group_key, picked.priority, picked.claim_rank
+    FROM unnest(CAST(:owners AS text[]), CAST(:amounts AS int[])) AS wanted(owner, amount)
     CROSS JOIN LATERAL (
-        SELECT trials.id FROM trials
+        SELECT trials.id, trials.owner, trials.group_key, trials.priority, trials.claim_rank
+        FROM trials
         WHERE trials.status = 'pending' AND trials.owner = wanted.owner
         ORDER BY trials.claim_rank, trials.id
         LIMIT wanted.amount
@@ -137,37 +147,127 @@ _OLDEST_PER_OWNER = text(
 
 def fair_candidates(
     session: Session, limit: int, policy: ClaimPolicy, now: datetime, *, postgres: bool
-) -> tuple[list[int], dict[str, float]]:
-    """Up to ``limit`` pending trial ids: each user's share (``allocate``), then — when
-    some user had fewer pending trials than its share — the rest in plain priority
-    order among users not capped by their running quota.  Also returns each user's
-    usage decayed to ``now`` (for :func:`charge`)."""
+) -> tuple[list[Any], dict[str, float], dict[str, int | None]]:
+    """Up to ``limit`` pending candidate rows (``CANDIDATE_COLUMNS``): each user's share
+    (``allocate``), then — when some user had fewer pending trials than its share — the
+    rest in plain priority order among users not capped by their running quota.  Also
+    returns each user's usage decayed to ``now`` (for :func:`charge`) and free running
+    slots (None: no cap; for :func:`whole_groups`)."""
     found = queues(session, policy, now, postgres=postgres)
     shares = allocate(found, limit)
-    ids: list[int] = []
+    rows: list[Any] = []
     if postgres and shares:
         owners, amounts = zip(*shares, strict=True)
-        ids = list(
-            session.scalars(_OLDEST_PER_OWNER, {"owners": list(owners), "amounts": list(amounts)})
+        rows = list(
+            session.execute(_OLDEST_PER_OWNER, {"owners": list(owners), "amounts": list(amounts)})
         )
     else:
         for owner, amount in shares:
-            ids += _oldest(session, owner, amount, postgres=postgres)
-    if len(ids) < limit:
+            rows += _oldest(session, owner, amount, postgres=postgres)
+    if len(rows) < limit:
         open_owners = [q.owner for q in found if q.free_slots is None]
         if open_owners:
             statement = (
-                select(Trial.id)
+                select(*CANDIDATE_COLUMNS)
                 .where(Trial.status == PENDING, Trial.owner.in_(open_owners))
                 .order_by(Trial.priority.desc(), Trial.id)
-                .limit(limit - len(ids))
+                .limit(limit - len(rows))
             )
-            if ids:
-                statement = statement.where(Trial.id.not_in(ids))
+            if rows:
+                statement = statement.where(Trial.id.not_in([row.id for row in rows]))
             if postgres:
                 statement = statement.with_for_update(skip_locked=True)
-            ids += list(session.scalars(statement))
-    return ids, {q.owner: q.usage for q in found}
+            rows += list(session.execute(statement))
+    caps = {q.owner: q.free_slots for q in found}
+    return rows, {q.owner: q.usage for q in found}, caps
+
+
+def plain_candidates(session: Session, limit: int, *, postgres: bool) -> list[Any]:
+    """Up to ``limit`` pending candidate rows, highest priority first, then oldest."""
+    statement = (
+        select(*CANDIDATE_COLUMNS)
+        .where(Trial.status == PENDING)
+        .order_by(Trial.priority.desc(), Trial.id)
+        .limit(limit)
+    )
+    if postgres:
+        statement = statement.with_for_update(skip_locked=True)
+    return list(session.execute(statement))
+
+
+_GROUP_CHUNK = 1000
+
+
+def _group_of(row: Any) -> tuple[str, str, int, int]:
+    return (row.owner, row.group_key, row.priority, row.claim_rank)
+
+
+def whole_groups(
+    session: Session,
+    candidates: Sequence[Any],
+    limit: int,
+    caps: Mapping[str, int | None],
+    *,
+    postgres: bool,
+) -> list[int]:
+    """The ids to claim: every pending trial of the groups the ``candidates`` touch.
+
+    A group is the trials of one group key (they share a dataset or a theory curve) in
+    one queue place: one owner, priority and claim rank, so that fair share, running
+    quotas and priorities stay exact (a higher-priority sweep does not pull the
+    lower-priority trials of its datasets along).  Groups are taken in the order of
+    their first candidate while their pending trials fit in ``limit``; the first group
+    is taken even when it alone exceeds ``limit`` (it is claimed whole, alone).  Once
+    one of an owner's groups does not fit, that owner's later groups wait too, so its
+    queue order holds.  ``caps`` (an owner's free running slots; None: no cap) is the
+    one bound that cuts a group: the running quota is a hard limit.  On PostgreSQL the
+    chosen groups' rows are then locked ``FOR UPDATE SKIP LOCKED``: under the fair-share claim the
+    user-row locks serialize concurrent claims, so groups stay whole; under the plain
+    claim a racing dispatcher may hold part of a group, and each then claims its part
+    (never the same trial: the status UPDATE is guarded by ``pending``).
+    """
+    order = list(dict.fromkeys(_group_of(row) for row in candidates))
+    if not order:
+        return []
+    keys = sorted({group[1] for group in order})
+    members: dict[tuple[Any, ...], list[int]] = {group: [] for group in order}
+    for start in range(0, len(keys), _GROUP_CHUNK):
+        statement = (
+            select(*CANDIDATE_COLUMNS)
+            .where(Trial.status == PENDING, Trial.group_key.in_(keys[start : start + _GROUP_CHUNK]))
+            .order_by(Trial.claim_rank, Trial.id)
+        )
+        for row in session.execute(statement):
+            group = _group_of(row)
+            if group in members:
+                members[group].append(row.id)
+    chosen: list[int] = []
+    taken: Counter[str] = Counter()
+    waiting: set[str] = set()
+    for group in order:
+        owner = group[0]
+        ids = members[group]
+        if owner in waiting or not ids:
+            continue
+        if chosen and len(chosen) + len(ids) > limit:
+            waiting.add(owner)
+            continue
+        cap = caps.get(owner)
+        if cap is not None:
+            ids = ids[: max(0, cap - taken[owner])]
+        chosen += ids
+        taken[owner] += len(ids)
+    if postgres and chosen:  # lock just the chosen groups, not the ones that wait
+        locked: set[int] = set()
+        for start in range(0, len(chosen), _GROUP_CHUNK):
+            statement = (
+                select(Trial.id)
+                .where(Trial.id.in_(chosen[start : start + _GROUP_CHUNK]), Trial.status == PENDING)
+                .with_for_update(skip_locked=True)
+            )
+            locked.update(session.scalars(statement))
+        chosen = [i for i in chosen if i in locked]
+    return chosen
 
 
 def charge(session: Session, owners: Sequence[str], usage: dict[str, float], now: datetime) -> None:

@@ -220,6 +220,8 @@ class Trial(Base):
         Index("ix_trials_status_gen_error_sim", "status", "gen_error_sim", "id"),
         # The fair-share claim: one owner's pending trials in queue order (migration 0005).
         Index("ix_trials_fair_claim", "status", "owner", "claim_rank", "id"),
+        # Claims take whole groups: a group's pending trials (migration 0010).
+        Index("ix_trials_group_status", "group_key", "status"),
         # Succeeded trials still waiting for their shared replica value (migration 0004).
         Index(
             "ix_trials_missing_theory",

@@ -56,11 +56,13 @@ def running_progress(
     return [(trial_id, progress) for trial_id, progress in rows]
 
 
-def next_pending_workload(session: Session) -> str | None:
-    """The workload of the trial the next claim takes first (index-backed, one row)."""
-    return session.scalar(
-        select(Trial.workload)
+def next_pending_trial(session: Session) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(workload, params, execution) of the trial the next claim takes first (index-backed,
+    one row; the dispatcher sizes its claim by it)."""
+    row = session.execute(
+        select(Trial.workload, Trial.params, Trial.execution)
         .where(Trial.status == transitions.PENDING)
         .order_by(Trial.priority.desc(), Trial.id)
         .limit(1)
-    )
+    ).first()
+    return None if row is None else (row.workload, dict(row.params), dict(row.execution))

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, update
 from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
@@ -95,10 +95,13 @@ def claim_pending(
     postgres: bool,
     fair_share: ClaimPolicy | None = None,
 ) -> list[ClaimedTrial]:
-    """pending → running for up to ``limit`` trials.
+    """pending → running for about ``limit`` trials, in whole groups.
 
     With ``fair_share``, the trials come from each user's queue in fair-share order
-    (``service.store.claims``); without it, highest priority first, then oldest.  On
+    (``service.store.claims``); without it, highest priority first, then oldest.  Every
+    pending trial of a group the claim touches comes along (``claims.whole_groups``: the
+    trials sharing a dataset or a theory curve): ``limit`` bounds the groups added, it
+    never splits one, and a group larger than ``limit`` is claimed whole, alone.  On
     PostgreSQL the candidate rows are locked with ``FOR UPDATE SKIP LOCKED`` so several
     dispatchers (API replicas) claim disjoint sets; on SQLite the write lock serializes
     claims.  Each claimed trial gets a lease and one more attempt; the returned records
@@ -106,35 +109,35 @@ def claim_pending(
     """
     now = utcnow()
     usage: dict[str, float] = {}
+    caps: dict[str, int | None] = {}
     if fair_share is not None:
-        ids, usage = claims.fair_candidates(session, limit, fair_share, now, postgres=postgres)
-    else:
-        candidates = (
-            select(Trial.id)
-            .where(Trial.status == PENDING)
-            .order_by(Trial.priority.desc(), Trial.id)
-            .limit(limit)
+        candidates, usage, caps = claims.fair_candidates(
+            session, limit, fair_share, now, postgres=postgres
         )
-        if postgres:
-            candidates = candidates.with_for_update(skip_locked=True)
-        ids = list(session.scalars(candidates))
+    else:
+        candidates = claims.plain_candidates(session, limit, postgres=postgres)
+    ids = claims.whole_groups(session, candidates, limit, caps, postgres=postgres)
     if not ids:
         return []
     table = Trial.__table__
-    # One statement: the status change returns what the records need (no ORM rows).
-    returned = session.execute(
-        update(table)
-        .where(table.c.id.in_(ids), _leaving([PENDING], RUNNING))
-        .values(
-            status=RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=table.c.attempts + 1,
-            started_at=now,
-            updated_seq=events.stamp(session),
-        )
-        .returning(*(table.c[name] for name in claims.CLAIMED_COLUMNS))
-    )
+    # One statement per chunk: the status change returns what the records need (no ORM
+    # rows).  A claim passes ``limit`` only by one group larger than it.
+    stamp = events.stamp(session)
+    returned = []
+    for start in range(0, len(ids), _CHUNK):
+        returned += session.execute(
+            update(table)
+            .where(table.c.id.in_(ids[start : start + _CHUNK]), _leaving([PENDING], RUNNING))
+            .values(
+                status=RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=table.c.attempts + 1,
+                started_at=now,
+                updated_seq=stamp,
+            )
+            .returning(*(table.c[name] for name in claims.CLAIMED_COLUMNS))
+        ).all()
     by_id = {row.id: claims.record_of(row) for row in returned}
     claimed = [by_id[i] for i in ids if i in by_id]  # in the order they were chosen
     if fair_share is not None:

@@ -200,10 +200,16 @@ def test_concurrent_dispatchers_claim_disjoint_trials(postgres_url) -> None:
     try:
         mine = transitions.claim_pending(first, "a", 3, 60, postgres=True)  # not committed
         theirs = transitions.claim_pending(second, "b", 6, 60, postgres=True)
-        assert len(mine) == 3 and len(theirs) == 3
-        assert not {t.trial_id for t in mine} & {t.trial_id for t in theirs}
+        # The first claim takes one whole group of 3 (its other candidate row stays
+        # locked until it commits, so the racing claim gets the rest of its group).
+        assert len(mine) == 3 and len({t.group_key for t in mine}) == 1
+        assert theirs and not {t.trial_id for t in mine} & {t.trial_id for t in theirs}
         first.commit()
         second.commit()
+        rest = transitions.claim_pending(first, "a", 6, 60, postgres=True)
+        first.commit()
+        claimed = [t.trial_id for t in mine + theirs + rest]
+        assert len(claimed) == len(set(claimed)) == 6
     finally:
         first.close()
         second.close()

@@ -98,9 +98,15 @@ class FirstAttemptFails(InlineRunner):
 def test_transient_batch_failure_loses_no_replica_value(factory, database_url, batch_size) -> None:
     """Issue 9's repro: first attempt raises, the second succeeds.  Batches of several
     trials are split and retried under the same claim (attempts stay 1); single trials go
-    back to pending (attempts 2).  Every replica value is there at the end."""
+    back to pending (attempts 2).  Every replica value is there at the end.  A batch never
+    splits a group, so the single-trial case varies α (a group field): every trial is a
+    group of its own."""
     settings = settings_for(database_url, batch_size=batch_size, max_attempts=3)
-    sweep = submit(factory, SMALL, settings)
+    spec = SMALL
+    if batch_size == 1:
+        params = {k: v for k, v in SMALL["params"].items() if k != "alpha"}
+        spec = {**SMALL, "params": {**params, "lambda_pt": 0.0}, "axes": {"alpha": [0.3, 0.5, 0.7]}}
+    sweep = submit(factory, spec, settings)
     runner = FirstAttemptFails()
     Dispatcher(factory, settings, runner).run_until_idle(timeout=120)
     trials = rows(factory)

@@ -1,0 +1,160 @@
+"""Seconds a trial takes on one CPU core: a small cost model (pure: no database, no Ray).
+
+``dln_finetune`` (batched GD, ``workers/dln``): each GD step does two products of the
+``n × D`` inputs with the ``D × m`` weights of the networks sharing them, so the time
+per network grows as ``steps · D · n``::
+
+    t = overhead_s + step_fraction · max_steps · D · n · seconds_per_step_dn,
+    n = max(1, round(α · D))
+
+``overhead_s`` is the fixed work of one trial (its share of the dataset draw, the
+finite-sample theory solve, the regimes); ``step_fraction`` is the fraction of
+``max_steps`` trials actually run before they stop early.
+
+Defaults (no calibration), measured 2026-12-02 on the project's 2-core AMD EPYC machine,
+one torch thread, float64, 8 networks sharing one dataset (``evaluate_finetune_batch``
+with early stopping off): 5.9e-10 s per step·D·n at D = 1000, n = 200 (5.7e-10 at
+D = 500, 8.2e-10 at D = 300), and 0.026 s per trial at one step.  ``step_fraction`` 1:
+without results every trial is assumed to run ``max_steps`` (an upper bound).
+
+Other workloads: their own ``cost_per_trial_s`` (``workers/workloads.py``: 0.02 s per
+``dln_theory`` trial, about 1e-4 s per step for the nonlinear nets).
+
+Calibration, from finished ``dln_finetune`` trials (:class:`CostSample`: wall time,
+steps, D, n, max_steps)::
+
+    seconds_per_step_dn = max(Σ wall − N · overhead_s, Σ work / 100 · default) / Σ steps·D·n
+    step_fraction       = Σ steps / Σ max_steps
+
+Both are ratios of sums, so they do not depend on how a batch's wall time was divided
+among its trials.  A :class:`Calibration` keeps the sums, so :func:`calibrate` can extend
+one (the dispatcher does, batch by batch) or build one from stored results.  Not
+modelled: float32 (about 2.4× faster per step on CPU), GPUs, and the shape's effect on
+efficiency beyond the default's measurement; calibration absorbs them on average.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEFAULT_SECONDS_PER_STEP_DN = 6.0e-10
+DEFAULT_OVERHEAD_S = 0.026
+DEFAULT_MAX_STEPS = 20_000  # workers.dln.evaluate.TrainOptions.max_steps
+
+
+@dataclass(frozen=True)
+class CostSample:
+    """One finished ``dln_finetune`` trial as the calibration sees it."""
+
+    wall_time_s: float
+    steps: int
+    D: int
+    n: int
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Coefficients of the ``dln_finetune`` formula and the sums they were fitted from.
+
+    ``basis`` says where they come from: ``"default"`` (the measured constants above) or
+    ``"calibrated"`` (fitted from ``samples`` finished trials).
+    """
+
+    seconds_per_step_dn: float = DEFAULT_SECONDS_PER_STEP_DN
+    step_fraction: float = 1.0
+    overhead_s: float = DEFAULT_OVERHEAD_S
+    samples: int = 0
+    total_seconds: float = 0.0
+    total_work: float = 0.0
+    total_steps: float = 0.0
+    total_max_steps: float = 0.0
+
+    @property
+    def basis(self) -> str:
+        return "calibrated" if self.samples else "default"
+
+
+DEFAULT_CALIBRATION = Calibration()
+
+
+def calibrate(samples: Iterable[CostSample], base: Calibration | None = None) -> Calibration:
+    """``base`` (default: none) extended by ``samples``; coefficients refitted from the sums.
+
+    Samples with no work (zero steps, D or n) or a non-finite wall time are skipped;
+    with none left the base is returned unchanged.
+    """
+    base = base or DEFAULT_CALIBRATION
+    seconds, work, steps, max_steps, count = (
+        base.total_seconds,
+        base.total_work,
+        base.total_steps,
+        base.total_max_steps,
+        base.samples,
+    )
+    added = 0
+    for sample in samples:
+        sample_work = float(sample.steps) * sample.D * sample.n
+        wall = float(sample.wall_time_s)
+        if sample_work <= 0 or not math.isfinite(wall) or wall < 0:
+            continue
+        seconds += wall
+        work += sample_work
+        if sample.max_steps:
+            steps += sample.steps
+            max_steps += sample.max_steps
+        count += 1
+        added += 1
+    if not added:
+        return base
+    floor = work * DEFAULT_SECONDS_PER_STEP_DN / 100
+    slope = max(seconds - count * base.overhead_s, floor) / work
+    fraction = min(1.0, steps / max_steps) if max_steps else base.step_fraction
+    return replace(
+        base,
+        seconds_per_step_dn=slope,
+        step_fraction=fraction,
+        samples=count,
+        total_seconds=seconds,
+        total_work=work,
+        total_steps=steps,
+        total_max_steps=max_steps,
+    )
+
+
+def sample_count(params: Mapping[str, Any]) -> int:
+    """``n = max(1, round(α · D))`` (as ``workers.dln.tasks.sample_count``)."""
+    return max(1, round(float(params["alpha"]) * int(params["D"])))
+
+
+def cost_sample(
+    params: Mapping[str, Any], execution: Mapping[str, Any], wall_time_s: float, steps: int
+) -> CostSample:
+    """The sample of one finished ``dln_finetune`` trial (its params and execution)."""
+    return CostSample(
+        wall_time_s=wall_time_s,
+        steps=int(steps),
+        D=int(params["D"]),
+        n=sample_count(params),
+        max_steps=int(execution.get("max_steps", DEFAULT_MAX_STEPS)),
+    )
+
+
+def estimate_trial_seconds(
+    workload: str,
+    params: Mapping[str, Any],
+    execution: Mapping[str, Any],
+    calibration: Calibration | None = None,
+) -> float:
+    """Estimated single-core seconds of one trial (formula in the module docstring)."""
+    if workload == "dln_finetune":
+        coefficients = calibration or DEFAULT_CALIBRATION
+        steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS)) * coefficients.step_fraction
+        work = steps * int(params["D"]) * sample_count(params)
+        return coefficients.overhead_s + work * coefficients.seconds_per_step_dn
+    from workers.workloads import WORKLOADS
+
+    return float(WORKLOADS[workload].cost_per_trial_s(dict(params), dict(execution)))
