@@ -184,6 +184,13 @@ class SweepSpec(StrictModel):
     tags: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=limits.MAX_TAGS
     )
+    on_invalid: Literal["reject", "skip"] = Field(
+        default="reject",
+        description="a setting the workload refuses (out of range, infeasible such as "
+        "lambda_pt = -1 with gamma_ft = 0): reject the whole spec with 422 (default), or "
+        "skip that setting and list it, with its reason, in the response and the sweep's "
+        "status (a spec whose every setting is refused is still a 422)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepSpec:
@@ -213,6 +220,9 @@ class SweepSpec(StrictModel):
                 f"allowed: {', '.join(sorted(allowed))}"
             )
             errors.append(spec_error(seen[name], message, name))
+        if self.on_invalid == "skip" and self.refine is not None:
+            message = "on_invalid: skip is not available with refine (its mesh needs every point)"
+            errors.append(spec_error(("on_invalid",), message, self.on_invalid))
         raise_errors("SweepSpec", errors)
         return self
 

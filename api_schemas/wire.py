@@ -45,6 +45,16 @@ class RunningTrial(BaseModel):
     progress: dict[str, Any] | None = None
 
 
+class SkippedSettingRead(BaseModel):
+    """A setting that ``on_invalid: skip`` left out of the sweep, and why."""
+
+    params: dict[str, Any] = Field(description="the setting's parameters (fixed and varied)")
+    reason: str = Field(description="why the workload refused it")
+    loc: list[str | int] = Field(description="the spec field that set the value at fault")
+    type: str = Field(description="the error's type, as in a 422")
+    trials: int = Field(description="trials (seeds) the setting would have had")
+
+
 class SweepRead(ReadModel):
     """A sweep with its derived status and progress."""
 
@@ -79,6 +89,10 @@ class SweepRead(ReadModel):
         default=None,
         description="refine sweeps: the round, whether refinement goes on, why it stopped",
     )
+    skipped: list[SkippedSettingRead] = Field(
+        default_factory=list,
+        description="settings left out at submit (on_invalid: skip), with why (GET of one)",
+    )
 
 
 class SweepPage(BaseModel):
@@ -99,6 +113,9 @@ class SweepPlan(BaseModel):
     batch_count: int = Field(description="Ray tasks the new trials would be grouped into")
     estimated_cost_s: float = Field(description="single-core compute estimate for new trials")
     sample_params: list[dict[str, Any]] = Field(description="the first few expanded trials")
+    skipped: list[SkippedSettingRead] = Field(
+        default_factory=list, description="settings left out (on_invalid: skip), with why"
+    )
 
 
 class TrialRead(ReadModel):

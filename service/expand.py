@@ -23,7 +23,7 @@ from service.errors import SpecRejected
 from service.refine.lattice import Lattice, as_params
 from service.refine.validate import refine_problems
 from service.settings import LimitSettings
-from workers.records import PlannedTrial
+from workers.records import PlannedTrial, SkippedSetting
 from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
@@ -55,9 +55,12 @@ def canonical_hash(payload: Any) -> str:
 
 
 def spec_hash(spec: SweepSpec) -> str:
-    # A spec without ``refine`` hashes as it did before the field existed.
-    exclude = {"refine"} if spec.refine is None else None
-    return canonical_hash(spec.model_dump(mode="json", exclude=exclude))
+    # A spec without ``refine`` (or with the default ``on_invalid``) hashes as it did
+    # before the field existed.
+    exclude = {"refine"} if spec.refine is None else set()
+    if spec.on_invalid == "reject":
+        exclude.add("on_invalid")
+    return canonical_hash(spec.model_dump(mode="json", exclude=exclude or None))
 
 
 def _axis_values(axis: Axis) -> list[Any]:
@@ -222,7 +225,27 @@ def expand_spec(
     """All trials of ``spec``, validated, keyed and ordered (axes vary slowest first).
 
     A refine spec expands to its initial grid, or to ``refine_points`` (one round's new
-    points, from ``service/refine``), each crossed with the seeds.
+    points, from ``service/refine``), each crossed with the seeds.  With
+    ``on_invalid: skip`` the settings the workload refuses are left out
+    (:func:`expand_with_skips` says which).
+    """
+    return expand_with_skips(spec, limits, refine_points=refine_points)[0]
+
+
+def expand_with_skips(
+    spec: SweepSpec,
+    limits: LimitSettings,
+    *,
+    refine_points: list[dict[str, float]] | None = None,
+) -> tuple[list[PlannedTrial], list[SkippedSetting]]:
+    """:func:`expand_spec`'s trials, and the settings left out by ``on_invalid: skip``.
+
+    A setting is one combination of the spec's values with all its seeds.  One the
+    workload's parameter model refuses (a value out of range, an infeasible combination
+    such as ``lambda_pt = -1`` with ``gamma_ft = 0``) rejects the spec with 422
+    (``on_invalid: reject``, the default) or is skipped with its reason and field path
+    (``skip``).  Limits (trials, D, D·n, steps) always reject.  A spec whose every
+    setting is refused is a 422 in both modes: it would be an empty sweep.
     """
     schema = WORKLOAD_SCHEMAS[spec.workload]
     workload = WORKLOADS[spec.workload]
@@ -253,14 +276,25 @@ def expand_spec(
 
     trials: list[PlannedTrial] = []
     validated: dict[str, dict[str, Any]] = {}
+    refused: dict[str, list[dict[str, Any]]] = {}  # skipped settings: their 422 items
+    skipped: list[SkippedSetting] = []
     for combination in itertools.product(*blocks):
         raw = dict(spec.params)
         for part in combination:
             raw.update(part)
         cache_key = json.dumps(raw, sort_keys=True, default=str)
+        if cache_key in refused:
+            continue
         params = validated.get(cache_key)
         if params is None:
-            params = _validate_params(schema.params_model, raw, origin, len(validated))
+            try:
+                params = _validate_params(schema.params_model, raw, origin, len(validated))
+            except SpecRejected as exc:
+                if spec.on_invalid != "skip":
+                    raise
+                refused[cache_key] = list(exc.detail)
+                skipped.append(_skipped(raw, refused[cache_key], len(seeds)))
+                continue
             _check_size(params, origin, limits)
             validated[cache_key] = params
         theory_key = None
@@ -292,7 +326,29 @@ def expand_spec(
             trials.append(
                 PlannedTrial(key, batch_key, group_key, theory_key, params, seed, execution)
             )
-    return trials
+    if skipped and not trials:
+        # Every setting refused: nothing to run, and the user should hear why.
+        seen: dict[str, dict[str, Any]] = {}
+        for items in refused.values():
+            for item in items:
+                seen.setdefault(f"{item['loc']}|{item['msg']}", item)
+        raise SpecRejected(list(seen.values()))
+    return trials, skipped
+
+
+def _skipped(raw: dict[str, Any], errors: list[dict[str, Any]], seeds: int) -> SkippedSetting:
+    """The record of a refused setting: every reason, the first error's field and type."""
+    # The parameters are listed beside the reason: no need to repeat them in it.
+    messages = (re.sub(r" \(in the trial with .*\)$", "", str(e["msg"])) for e in errors)
+    reasons = "; ".join(dict.fromkeys(messages))
+    first = errors[0]
+    return SkippedSetting(
+        params=dict(raw),
+        reason=reasons,
+        loc=tuple(first["loc"]),
+        kind=str(first["type"]),
+        trials=seeds,
+    )
 
 
 def _named_field(message: str, origin: dict[str, list[str | int]]) -> str | None:

@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -48,6 +51,25 @@ def connected_cluster_gpus() -> float | None:
         return None
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _keep_signal_handlers() -> Iterator[None]:
+    """Put SIGINT/SIGTERM's handlers back as they were when the block ends (main thread
+    only: elsewhere no handler can be set, so nothing is changed either)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:  # None: set outside Python; leave it be
+                signal.signal(sig, handler)
+
+
 class RayRunner:
     def __init__(self, settings: RaySettings) -> None:
         self.settings = settings
@@ -56,10 +78,25 @@ class RayRunner:
         self._board: Any = None
 
     def start(self) -> None:
+        """Join or start Ray; the process's SIGINT/SIGTERM handlers survive it.
+
+        ``ray.init`` replaces the SIGTERM handler with one that calls ``sys.exit`` from
+        whatever the main thread is doing, and its core worker installs a C++ failure
+        handler that prints a stack dump on SIGTERM.  Either would turn a clean stop of
+        ``sweeps serve`` / ``sweeps worker`` into a crash that leaves its trials to wait
+        for their leases, so the handlers in place before (uvicorn's, the worker's) are
+        put back.
+        """
         import ray
 
         if ray.is_initialized():
             return
+        with _keep_signal_handlers():
+            self._init_ray()
+
+    def _init_ray(self) -> None:
+        import ray
+
         runtime_env = {"env_vars": dict(THREAD_ENV)}
         if self.settings.address:
             ray.init(

@@ -12,17 +12,17 @@ from sqlalchemy.orm import Session
 
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import TrialStatus
-from api_schemas.wire import SweepPlan, SweepRead
+from api_schemas.wire import SkippedSettingRead, SweepPlan, SweepRead
 from service.auth import policy, quotas
 from service.auth.principal import Principal
 from service.errors import IdempotencyConflict, SpecRejected
-from service.expand import expand_spec, parameter_origin, spec_hash
+from service.expand import expand_with_skips, parameter_origin, spec_hash
 from service.settings import Settings
 from service.store import rounds
 from service.store import sweeps as sweep_store
 from service.store import users as user_store
 from service.store.claims import ClaimPolicy
-from workers.records import AdmissionProblem, PlannedTrial
+from workers.records import AdmissionProblem, PlannedTrial, SkippedSetting
 from workers.workloads import WORKLOADS, AdmissionContext
 
 
@@ -81,8 +81,9 @@ def admit(spec: SweepSpec, planned: list[PlannedTrial], settings: Settings) -> N
 
 
 def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPlan:
-    """What submitting ``spec`` would do: trial count, cache hits, batches, cost."""
-    planned = expand_spec(spec, settings.limits)
+    """What submitting ``spec`` would do: trial count, cache hits, batches, cost, and the
+    settings ``on_invalid: skip`` would leave out."""
+    planned, skipped = expand_with_skips(spec, settings.limits)
     admit(spec, planned, settings)
     unique = {trial.key: trial for trial in planned}
     stored = sweep_store.existing_trials(session, list(unique))
@@ -108,7 +109,22 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
         batch_count=batches,
         estimated_cost_s=cost,
         sample_params=sample,
+        skipped=skipped_reads(skipped),
     )
+
+
+def skipped_reads(skipped: list[SkippedSetting]) -> list[SkippedSettingRead]:
+    """The wire shape of the settings a spec left out."""
+    return [
+        SkippedSettingRead(
+            params=item.params,
+            reason=item.reason,
+            loc=list(item.loc),
+            type=item.kind,
+            trials=item.trials,
+        )
+        for item in skipped
+    ]
 
 
 _REVIVABLE = (TrialStatus.FAILED, TrialStatus.CANCELLED)
@@ -161,7 +177,7 @@ def submit_sweep(
         existing = _replay(session, submitter, idempotency_key, digest)
         if existing is not None:
             return existing, False
-    planned = expand_spec(spec, settings.limits)
+    planned, skipped = expand_with_skips(spec, settings.limits)
     admit(spec, planned, settings)
     stored = sweep_store.existing_trials(session, [t.key for t in planned])
     new_trials, gpu_seconds = _requested(spec, planned, stored)
@@ -177,6 +193,7 @@ def submit_sweep(
             planned,
             priority_class=spec.priority_class or default_class(kind),
             requested_gpu_seconds=gpu_seconds,
+            skipped=skipped,
         )
     except IntegrityError as exc:
         if not idempotency_key or not sweep_store.is_idempotency_race(exc):

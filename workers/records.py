@@ -43,6 +43,20 @@ class PlannedTrial:
 
 
 @dataclass(frozen=True)
+class SkippedSetting:
+    """A setting (one combination of the spec's values, all its seeds) that a spec with
+    ``on_invalid: skip`` left out, and why: ``loc`` is the spec field that set the value
+    at fault (as in a 422), ``kind`` the error type, ``trials`` how many trials (seeds)
+    it would have had."""
+
+    params: dict[str, Any]
+    reason: str
+    loc: tuple[str | int, ...]
+    kind: str
+    trials: int
+
+
+@dataclass(frozen=True)
 class ClaimedTrial:
     """A trial this dispatcher holds a lease on, as it crosses into a worker.
 

@@ -3,8 +3,8 @@ consoles, the exit codes and the output helpers.
 
 Exit codes: 0 ok; 1 the thing asked for failed (a sweep that ended failed, cancelled or
 partial; a wait that timed out); 2 a usage error or an HTTP error (unreachable server,
-4xx/5xx).  Output goes through ``emit`` so that a closed pipe (``sweeps results | head``)
-ends the command quietly instead of with a traceback.
+4xx/5xx).  Output goes through ``emit``; a closed pipe (``sweeps results | head``) ends
+the command quietly, with 0, at the entry point (``service.cli.main``).
 """
 
 from __future__ import annotations
@@ -56,10 +56,6 @@ ApiKey = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of text")]
 
 
-class OutputClosed(Exception):
-    """stdout's reader went away (``| head``); the command stops quietly."""
-
-
 def open_client(url: str | None, submitter: str | None = None, api_key: str | None = None):
     """The Python client the command works through (url/key/submitter resolved there)."""
     return Client(url, submitter=submitter, api_key=api_key)
@@ -86,19 +82,16 @@ def terminal_width() -> int | None:
 
 
 def emit(renderable: Any = "") -> None:
-    """Print to stdout (text verbatim, or a Rich renderable); a closed pipe raises
-    ``OutputClosed``."""
-    try:
-        if not isinstance(renderable, str):
-            console = stdout_console()
-            with console.capture() as captured:
-                console.print(renderable, markup=False)
-            # Left-aligned last columns are padded by Rich; the lines need no trailing blanks.
-            renderable = "\n".join(line.rstrip() for line in captured.get().splitlines())
-        sys.stdout.write(renderable + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError as exc:
-        raise OutputClosed from exc
+    """Print to stdout (text verbatim, or a Rich renderable).  A closed pipe raises
+    ``BrokenPipeError``, which ends the command quietly (``service.cli.main``)."""
+    if not isinstance(renderable, str):
+        console = stdout_console()
+        with console.capture() as captured:
+            console.print(renderable, markup=False)
+        # Left-aligned last columns are padded by Rich; the lines need no trailing blanks.
+        renderable = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    sys.stdout.write(renderable + "\n")
+    sys.stdout.flush()
 
 
 def note(text: str) -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from api_schemas.report import AgreementReport
 from api_schemas.result_columns import RESULT_COLUMNS as DEFINED_RESULT_COLUMNS
-from api_schemas.wire import ResultRead, SweepPlan, SweepRead
+from api_schemas.wire import ResultRead, SkippedSettingRead, SweepPlan, SweepRead
 from finetune_sweeps.progress import format_duration, progress_text
 
 GAP = 2
@@ -149,14 +149,28 @@ def sweep_detail(sweep: SweepRead) -> str:
         info = trial.progress or {}
         step = f"step {info['step']}/{info.get('steps', '?')}" if "step" in info else ""
         lines.append(("running", f"trial {trial.trial_id} {info.get('phase', '')} {step}".strip()))
+    lines += [("skipped", skipped_text(item)) for item in sweep.skipped]
     width = max(len(key) for key, _ in lines)
     return "\n".join(f"{key:<{width}}  {value}" for key, value in lines)
 
 
+def skipped_text(item: SkippedSettingRead) -> str:
+    """A skipped setting on one line: where, the values that differ, and why."""
+    where = ".".join(str(part) for part in item.loc if part != "body")
+    return f"{where}: {_setting(item.params)}: {item.reason} ({item.trials} trials)"
+
+
+def _setting(params: dict) -> str:
+    return " ".join(f"{key}={value}" for key, value in params.items())
+
+
 def submitted_line(sweep: SweepRead) -> str:
-    return (
-        f"sweep {sweep.id} ({sweep.name}): {sweep.trial_count} trials, {sweep.cached_count} cached"
-    )
+    line = f"sweep {sweep.id} ({sweep.name}): {sweep.trial_count} trials, "
+    line += f"{sweep.cached_count} cached"
+    if sweep.skipped:
+        count = len(sweep.skipped)
+        line += f"; {count} setting{'s' if count != 1 else ''} skipped (sweeps status {sweep.id})"
+    return line
 
 
 def final_line(sweep: SweepRead, elapsed_s: float | None = None) -> str:
@@ -179,6 +193,9 @@ def plan_text(plan: SweepPlan) -> str:
         for params in samples:
             varied = {k: v for k, v in params.items() if k not in fixed}
             lines.append("  " + (" ".join(f"{k}={v}" for k, v in varied.items()) or "-"))
+    if plan.skipped:
+        lines.append(f"skipped {len(plan.skipped)} settings (on_invalid: skip):")
+        lines += [f"  {skipped_text(item)}" for item in plan.skipped]
     return "\n".join(lines)
 
 

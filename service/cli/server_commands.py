@@ -4,7 +4,10 @@ dispatcher, wired by ``service.wiring`` exactly as the API's lifespan wires its 
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import typer
 
@@ -20,41 +23,89 @@ def serve_command(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    graceful_timeout: Annotated[
+        float, typer.Option(help="seconds open requests (event streams) get to end at a stop")
+    ] = 5.0,
 ) -> None:
-    """Run the HTTP API and, unless SWEEPS_DISPATCH__ENABLED=false, its dispatcher."""
+    """Run the HTTP API and, unless SWEEPS_DISPATCH__ENABLED=false, its dispatcher.
+
+    SIGTERM or Ctrl-C stops it cleanly (exit 0): finished results are written, running
+    trials go back to pending at once."""
     import uvicorn
 
     from service.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level)
+    app = create_app()
+    with _stop_signals() as received:
+        # uvicorn catches the signal, shuts the app down (the lifespan stops the
+        # dispatcher) and then re-raises it to the handlers it found: ours.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=graceful_timeout,
+        )
+    if received:
+        dispatcher = getattr(app.state, "dispatcher", None)
+        note(_stopped_line("serve", received[0], dispatcher))
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """While the block runs, SIGINT and SIGTERM only record themselves in the yielded
+    list (the command then stops in order instead of being killed mid-write)."""
+    received: list[int] = []
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in saved:
+        signal.signal(sig, lambda number, _frame: received.append(number))
+    try:
+        yield received
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _stopped_line(command: str, signum: int, dispatcher: Any) -> str:
+    """The one line a stopped server leaves: which signal, and what it handed back."""
+    name = signal.Signals(signum).name
+    if dispatcher is None:
+        return f"sweeps {command}: stopped ({name})"
+    released = dispatcher.released
+    trials = f"{released} running trial{'s' if released != 1 else ''}"
+    return f"sweeps {command}: stopped ({name}); {trials} released to pending"
 
 
 @app.command(
     "worker", epilog="Example: SWEEPS_RAY_ADDRESS=auto sweeps worker", rich_help_panel="Server"
 )
 def worker_command() -> None:
-    """Run a standalone dispatcher against the configured database and Ray; Ctrl-C stops it."""
+    """Run a standalone dispatcher against the configured database and Ray.
+
+    SIGTERM or Ctrl-C stops it cleanly (exit 0): finished results are written, running
+    trials go back to pending at once."""
     import logging
-    import signal
     import threading
 
     from service.settings import get_settings
     from service.wiring import start_services
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    services = start_services(get_settings(), start_dispatcher=True)
-    # After Ray's start: ray.init installs handlers of its own that would replace ours.
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        note(
-            f"dispatcher {services.dispatcher.owner} running on {services.runner.describe()}; "
-            "Ctrl-C to stop"
-        )
-        stop.wait()
-    finally:
-        services.stop()
+    with _stop_signals() as received:
+        # The runner keeps these handlers through ray.init (``RayRunner.start``).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda number, _frame: (received.append(number), stop.set()))
+        services = start_services(get_settings(), start_dispatcher=True)
+        try:
+            note(
+                f"dispatcher {services.dispatcher.owner} running on "
+                f"{services.runner.describe()}; Ctrl-C to stop"
+            )
+            stop.wait()
+        finally:
+            services.stop()
+    note(_stopped_line("worker", received[0] if received else signal.SIGTERM, services.dispatcher))
 
 
 @app.command(

@@ -116,6 +116,8 @@ class Dispatcher:
         self.calibration = Calibration()
         self.last_round_at: float | None = None  # Unix time, for /metrics liveness
         self.last_error: str | None = None
+        self.released = 0  # running trials handed back to pending by ``stop``
+        self._unsubmitted: list[ClaimedTrial] = []  # claimed, not yet in a batch
         self._round_failed = False
         self.claim_policy = (
             ClaimPolicy(settings.fair_share.half_life_seconds, settings.quotas.max_running_trials)
@@ -128,30 +130,65 @@ class Dispatcher:
         self._thread = threading.Thread(target=self.run, name=self.owner, daemon=True)
         self._thread.start()
 
-    def stop(self, *, release: bool = True, timeout: float = 30.0) -> None:
-        """Stop the loop.  Results already computed are written first; ``release`` then
-        hands the trials still running back to pending at once; without it (a simulated
-        crash) they wait for their leases to expire."""
+    def stop(self, *, release: bool = True, timeout: float = 10.0) -> int:
+        """Stop the loop; returns how many running trials were handed back.
+
+        With ``release`` (a clean shutdown: SIGTERM, Ctrl-C, the app's lifespan ending)
+        nothing finished is lost and nothing unfinished waits: batches whose task already
+        ended are collected and their results written, every queued write is tried, and
+        then the batches still running are cancelled and their trials released to
+        pending at once (``transitions.release_running``: the attempt is given back, no
+        lease to wait for).  Without ``release`` (a simulated crash) the running trials
+        wait for their leases to expire.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if release:
+            try:
+                self._harvest()
+            except Exception:  # noqa: BLE001 - what is not harvested is released below
+                log.exception("could not collect finished batches at stop")
             self.writes.flush(self.session_factory, force=True)
         for flight in self.inflight:
             self.runner.cancel(flight.handle)
-        if release and self.inflight:
-            claims = [
-                t
-                for flight in self.inflight
-                for t in flight.batch.trials
-                if not flight.batch.theory_only
-            ]
+        released = 0
+        claims = self._held_claims()
+        if release and claims:
             try:
                 with session_scope(self.session_factory) as session:
-                    transitions.requeue_running(session, self.owner, claims, "dispatcher stopped")
+                    released = transitions.release_running(session, self.owner, claims)
             except Exception:  # noqa: BLE001 - their leases expire instead
                 log.exception("could not release running trials; their leases will expire")
-        self.inflight = []
+        for flight in self.inflight:
+            self.ledger.release(flight.batch.id)
+        self.inflight, self._unsubmitted = [], []
+        self.released += released
+        return released
+
+    def _held_claims(self) -> list[ClaimedTrial]:
+        """Claims this dispatcher holds that no write will finish: those of batches in
+        flight and those claimed but not yet submitted (once each)."""
+        held = [t for f in self.inflight if not f.batch.theory_only for t in f.batch.trials]
+        return list({(t.trial_id, t.attempt): t for t in [*self._unsubmitted, *held]}.values())
+
+    def _harvest(self) -> None:
+        """Queue the results of in-flight batches whose task has already ended (a stop
+        must not throw finished work away).  A batch that ended in an error is left in
+        flight: it is released, not split or retried, by a dispatcher that stops."""
+        if not self.inflight:
+            return
+        done = self.runner.wait([flight.handle for flight in self.inflight], 0.0)
+        for flight in [f for f in self.inflight if any(f.handle is h for h in done)]:
+            try:
+                output = self.runner.result(flight.handle)
+            except Exception:  # noqa: BLE001 - released with the others
+                continue
+            if not flight.batch.theory_only and len(output.outcomes) != len(flight.batch.trials):
+                continue  # a malformed output: released, and rerun elsewhere
+            self.inflight = [f for f in self.inflight if f is not flight]
+            self.runner.forget(list(flight.batch.ids))
+            self._queue_persist(flight.batch, output, flush=False)
 
     @property
     def alive(self) -> bool:
@@ -243,6 +280,9 @@ class Dispatcher:
         if free <= 0:
             return False
         started = time.perf_counter()
+        # Ask the cluster before claiming: a cluster that no longer answers (killed with
+        # this process's group) then blocks a thread that holds no claim.
+        cluster_gpus = self.runner.cluster_gpus()
         with session_scope(self.session_factory) as session:
             # Claim no more than the free batches hold, sized for the trial at the head of
             # the queue (one trial per batch for the nonlinear workloads; by cost for the
@@ -269,8 +309,9 @@ class Dispatcher:
                 return False
             stored = trial_store.stored_theory(session, [t.theory_key for t in claimed])
         metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
-        # Enqueue after commit: the claim is durable before any work starts.
-        cluster_gpus = self.runner.cluster_gpus()
+        # Enqueue after commit: the claim is durable before any work starts.  Until each
+        # claim is in a submitted batch, ``stop`` finds it here.
+        self._unsubmitted = list(claimed)
         context = self._context()
         by_workload: dict[str, list[ClaimedTrial]] = defaultdict(list)
         for trial in claimed:
@@ -292,6 +333,7 @@ class Dispatcher:
                     self._hard_limit(members),
                 )
                 self._submit(batch)
+        self._unsubmitted = []
         return True
 
     def _trial_seconds(self, trial: ClaimedTrial) -> float:
@@ -366,8 +408,9 @@ class Dispatcher:
             self._learn_cost(flight.batch, output)
         return True
 
-    def _queue_persist(self, batch: Batch, output: BatchOutput) -> None:
-        """Queue the batch's results as one write; the ledger learns when it lands."""
+    def _queue_persist(self, batch: Batch, output: BatchOutput, *, flush: bool = True) -> None:
+        """Queue the batch's results as one write (made at once unless ``flush`` is
+        False); the ledger learns when it lands."""
         owner = self.owner
         if not batch.theory_only and len(output.outcomes) != len(batch.trials):
             self._handle_failure(
@@ -403,7 +446,8 @@ class Dispatcher:
                 on_dropped=lambda: self.ledger.release(batch.id),
             )
         )
-        self.writes.flush(self.session_factory)
+        if flush:
+            self.writes.flush(self.session_factory)
 
     def _handle_failure(self, batch: Batch, exc: BaseException) -> None:
         """Split, retry or fail (``failures.decide``); theory the batch owned is freed."""

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +21,7 @@ from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus
 from api_schemas.wire import (
     RunningTrial,
+    SkippedSettingRead,
     SweepCounts,
     SweepPage,
     SweepRead,
@@ -34,7 +36,7 @@ from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.progress import running_progress
-from workers.records import PlannedTrial
+from workers.records import PlannedTrial, SkippedSetting
 
 MAX_OFFSET = listing.MAX_OFFSET
 TRIAL_CURSOR_PATTERN = "^[0-9]{1,19}$"
@@ -96,8 +98,10 @@ def create_sweep(
     *,
     priority_class: str = "interactive",
     requested_gpu_seconds: float = 0.0,
+    skipped: Sequence[SkippedSetting] = (),
 ) -> CreatedSweep:
-    """Insert the sweep, its new trials (status pending) and the links, in one flush.
+    """Insert the sweep, its new trials (status pending) and the links, in one flush;
+    ``skipped`` (settings ``on_invalid: skip`` left out) is written with the sweep.
 
     A trial key already stored is reused: with a result (succeeded) it counts as
     cached; pending or running it is shared; failed or cancelled it is revived.
@@ -135,6 +139,7 @@ def create_sweep(
             refine_round=0 if spec.refine is not None else None,
             priority_class=priority_class,
             requested_gpu_seconds=requested_gpu_seconds,
+            skipped_settings=[_skipped_row(item) for item in skipped] or None,
         )
     )
     session.flush()
@@ -171,6 +176,16 @@ def _timing(session: Session, sweep_id: str) -> tuple[datetime | None, datetime 
         .join(SweepTrial, SweepTrial.trial_id == Trial.id)
         .where(SweepTrial.sweep_id == sweep_id, SweepTrial.cached.is_(False))
     ).one()
+
+
+def _skipped_row(item: SkippedSetting) -> dict[str, Any]:
+    return {
+        "params": item.params,
+        "reason": item.reason,
+        "loc": list(item.loc),
+        "type": item.kind,
+        "trials": item.trials,
+    }
 
 
 def _to_read(
@@ -224,6 +239,9 @@ def _to_read(
         spec=SweepSpec.model_validate(sweep.spec) if with_spec else None,
         refine=refine,
         priority_class=sweep.priority_class,
+        skipped=[SkippedSettingRead(**item) for item in sweep.skipped_settings or []]
+        if with_spec
+        else [],
     )
 
 
@@ -279,9 +297,7 @@ def list_sweeps(
     counts = _counts(session, [sweep.id for sweep in page])
     reads = [_to_read(session, s, counts[s.id], with_spec=False) for s in page]
     next_cursor = listing.encode_cursor(page[-1]) if len(rows) > limit else None
-    return SweepPage(
-        items=reads, total=total, limit=limit, offset=offset, next_cursor=next_cursor
-    )
+    return SweepPage(items=reads, total=total, limit=limit, offset=offset, next_cursor=next_cursor)
 
 
 def cancel_sweep(session: Session, sweep_id: str) -> SweepRead:

@@ -220,7 +220,8 @@ def finish_running(
 def requeue_running(
     session: Session, owner: str, claims: Iterable[ClaimedTrial], error: str | None
 ) -> int:
-    """running → pending for a retry or a release (attempts stay counted)."""
+    """running → pending for a retry (attempts stay counted; a clean shutdown's release
+    is :func:`release_running`)."""
     statement = (
         update(Trial.__table__)
         .where(_held_by_claim(Trial.__table__), _leaving([RUNNING], PENDING))
@@ -237,6 +238,34 @@ def requeue_running(
         {"b_id": c.trial_id, "b_owner": owner, "b_attempt": c.attempt, "error": message}
         for c in claims
     ]
+    return _executemany(session, statement, params)
+
+
+def release_running(session: Session, owner: str, claims: Iterable[ClaimedTrial]) -> int:
+    """running → pending for claims a stopping dispatcher hands back (a clean shutdown).
+
+    Guarded by the claim like every write of a running trial (owner *and* attempt), so a
+    claim this dispatcher no longer holds changes nothing.  Unlike a retry
+    (:func:`requeue_running`) the attempt is given back (``attempts − 1``): the trial did
+    not fail, its run was interrupted, and it must not use up ``MAX_ATTEMPTS`` because
+    its server was restarted.  The lease is cleared, so another dispatcher can claim the
+    trial at once, without waiting for the lease to expire.  Returns the rows changed.
+    """
+    table = Trial.__table__
+    statement = (
+        update(table)
+        .where(_held_by_claim(table), _leaving([RUNNING], PENDING))
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=table.c.attempts - 1,
+            started_at=None,
+            progress=None,
+            updated_seq=events.stamp(session),
+        )
+    )
+    params = [{"b_id": c.trial_id, "b_owner": owner, "b_attempt": c.attempt} for c in claims]
     return _executemany(session, statement, params)
 
 

@@ -116,6 +116,27 @@ def test_narrow_terminals_get_fewer_columns_and_pipes_close_quietly(env, tmp_pat
     assert table.returncode == 0 and table.stderr == "" and "E_gen sim" in table.stdout
 
 
+def test_every_command_piped_into_a_closed_reader_exits_quietly(env, tmp_path) -> None:
+    """``| head`` (reads a line, then leaves) and ``| true`` / ``| head -0`` (gone before
+    the first write): exit 0 under ``pipefail``, nothing on stderr, whichever layer met
+    the closed pipe (our output, Typer around the command, Rich rendering the help)."""
+    spec = spec_file(tmp_path, SPEC)
+    commands = [
+        ("plan", spec),
+        ("plan", spec, "--json"),
+        ("status",),
+        ("status", "--json"),
+        ("--help",),
+        ("plan", "--help"),
+    ]
+    for args in commands:
+        for reader in ("head -1", "head -0", "true"):
+            piped = sweeps(env, *args, pipe_to=reader)
+            assert (piped.returncode, piped.stderr) == (0, ""), (args, reader, piped.stderr)
+    first = sweeps(env, "plan", spec, pipe_to="head -1")
+    assert first.stdout.startswith("workload")
+
+
 def test_exit_codes(env, tmp_path: Path) -> None:
     bad = sweeps(env, "submit", spec_file(tmp_path, {**SPEC, "axes": {"lambda_pt": [3.0]}}))
     assert bad.returncode == 2 and "422" in bad.stderr and "body.axes.lambda_pt" in bad.stderr
