@@ -111,7 +111,7 @@ class Sweep(Base):
     # service/store/transitions.py.
     refine_round: Mapped[int | None] = mapped_column(Integer)
     refine_stop: Mapped[str | None] = mapped_column(String(16))
-    # Settings a spec with on_invalid: skip left out, with why (migration 0010): a list
+    # Settings a spec with on_invalid: skip left out, with why (migration 0011): a list
     # of {params, reason, loc, type, trials}; None when nothing was skipped.
     skipped_settings: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 

@@ -1,5 +1,5 @@
 """``on_invalid: skip``: infeasible settings are left out with their reason instead of
-rejecting the whole sweep (real app over httpx, both backends, migration 0010's column).
+rejecting the whole sweep (real app over httpx, both backends, migration 0011's column).
 
 The grid is the paper's λ_PT × γ_FT values, 6 × 4 = 24 settings, of which one
 (λ_PT = −1 with γ_FT = 0) is the degenerate stationary point the workload refuses.

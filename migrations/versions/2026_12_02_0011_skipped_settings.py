@@ -1,7 +1,7 @@
 """sweeps.skipped_settings: the settings a spec with on_invalid: skip left out
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-02 20:00:00
 
 A spec with ``on_invalid: skip`` (issue 17) leaves out the settings its workload refuses
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
