@@ -61,7 +61,8 @@ def test_release_gives_the_attempt_back_and_is_guarded(factory, database_url) ->
         assert transitions.release_running(session, "other", claimed) == 0
         stale = [replace(claim, attempt=claim.attempt - 1) for claim in claimed]
         assert transitions.release_running(session, "me", stale) == 0
-        assert transitions.release_running(session, "me", claimed) == 2
+        # (a claim takes whole groups, so it may hold more than the 2 asked for)
+        assert transitions.release_running(session, "me", claimed) == len(claimed) >= 2
         # A second release of the same claims finds nothing running.
         assert transitions.release_running(session, "me", claimed) == 0
     released = {t.id: t for t in rows(factory) if t.id in {c.trial_id for c in claimed}}
