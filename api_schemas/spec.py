@@ -274,7 +274,9 @@ class SweepSpec(StrictModel):
             except ValidationError as exc:
                 prefix = ("execution_overrides", index, "execution")
                 errors += [
-                    e for e in _prefixed(prefix, exc) if tuple(e["loc"])[-1] in set(override.execution) & set(fields)
+                    e
+                    for e in _prefixed(prefix, exc)
+                    if tuple(e["loc"])[-1] in set(override.execution) & set(fields)
                 ]
         return errors
 

@@ -24,8 +24,16 @@ from workers.workloads import WORKLOADS
 BASE = {
     "name": "t",
     "workload": "dln_finetune",
-    "params": {"D": 40, "alpha": 0.5, "rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5, "c_pt": 1e-2,
-               "lambda_pt": 0.0, "gamma_ft": 0.0},
+    "params": {
+        "D": 40,
+        "alpha": 0.5,
+        "rho_pt": 0.1,
+        "rho_ft": 0.1,
+        "omega": 0.5,
+        "c_pt": 1e-2,
+        "lambda_pt": 0.0,
+        "gamma_ft": 0.0,
+    },
     "execution": {"lr": 0.5, "max_steps": 200},
 }
 
@@ -77,7 +85,9 @@ def test_execution_option_as_axis_and_zip_entry() -> None:
         ),
         LimitSettings(),
     )
-    assert [(t.params["lambda_pt"], t.execution["lr"], t.execution["max_steps"]) for t in zipped] == [
+    assert [
+        (t.params["lambda_pt"], t.execution["lr"], t.execution["max_steps"]) for t in zipped
+    ] == [
         (0.0, 0.5, 100),
         (-0.99, 0.05, 400),
     ]
@@ -167,3 +177,18 @@ def test_overrides_change_the_numbers_per_trial() -> None:
     assert fast["gen_error_sim"] != slow["gen_error_sim"]
     with pytest.raises(ValueError, match="one execution"):
         workload.run(claimed, {})
+
+
+@pytest.mark.parametrize("name", ["exp1", "exp1_full", "regimes", "regimes_full"])
+def test_paper_specs_run_regime_one_at_the_papers_lr(name: str) -> None:
+    """THEORY.md §5: lr 0.05 near λ_PT = −1, the spec's own lr everywhere else."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "paper" / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    trials = expand_spec(SweepSpec.model_validate(raw), LimitSettings(max_trials=10**6))
+    rich = {t.execution["lr"] for t in trials if t.params["lambda_pt"] == -1.0}
+    other = {t.execution["lr"] for t in trials if t.params["lambda_pt"] != -1.0}
+    assert rich == {0.05} and other == {raw["execution"]["lr"]}

@@ -216,7 +216,9 @@ class BlockRun:
                         s_plus=self.S[1, g, :, col].double().cpu().numpy().copy(),
                         initial_loss=float(self.initial_loss[g, col]),
                         stall_count=int(count[g, col]),
-                        beta_prev=None if prev is None else prev[g, :, col].double().cpu().numpy().copy(),
+                        beta_prev=None
+                        if prev is None
+                        else prev[g, :, col].double().cpu().numpy().copy(),
                     )
                 self._freeze(int(g), int(col), float(loss[g, col]), step, reason, state)
             done |= newly

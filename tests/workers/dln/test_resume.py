@@ -41,7 +41,11 @@ def test_resumed_run_equals_one_straight_run(
     # on the loss threshold at 3200 steps.  With stall_tol 1e-6 the first two end at the
     # budget; with 1e-3 they stall (700 and 3600 steps), so the stall rule's memory must
     # survive the resume.
-    jobs = [ft_job(data, 1e-3, -1.0, 1e-6), ft_job(data, 1e-3, -0.99, 0.0), ft_job(data, 1e-3, 0.0, 0.0)]
+    jobs = [
+        ft_job(data, 1e-3, -1.0, 1e-6),
+        ft_job(data, 1e-3, -0.99, 0.0),
+        ft_job(data, 1e-3, 0.0, 0.0),
+    ]
     options = GDOptions(lr=0.3, max_steps=total, gradient_form=form, stall_tol=stall_tol)
     straight = run_gradient_descent(jobs, options)
     leg = run_gradient_descent(jobs, dataclasses.replace(options, max_steps=first))
@@ -59,7 +63,9 @@ def test_resumed_run_equals_one_straight_run(
         assert np.max(np.abs(result.beta - expected.beta)) <= 1e-12 * scale
         assert result.train_loss == pytest.approx(expected.train_loss, rel=1e-9, abs=1e-300)
         assert result.gen_error == pytest.approx(expected.gen_error, rel=1e-12)
-        assert result.invariant_drift == pytest.approx(expected.invariant_drift, rel=1e-9, abs=1e-15)
+        assert result.invariant_drift == pytest.approx(
+            expected.invariant_drift, rel=1e-9, abs=1e-15
+        )
         for name in ("w_plus", "v_plus", "w_minus", "v_minus"):
             got, want = getattr(result.weights, name), getattr(expected.weights, name)
             assert np.max(np.abs(got - want)) <= 1e-12 * max(1.0, np.max(np.abs(want)))
@@ -86,7 +92,8 @@ def test_mixed_resume_steps_run_in_separate_blocks(data: Dataset) -> None:
     [b] = run_gradient_descent([job], dataclasses.replace(options, max_steps=333))
     [straight] = run_gradient_descent([job], options)
     both = run_gradient_descent(
-        [dataclasses.replace(job, resume=a.state), dataclasses.replace(job, resume=b.state)], options
+        [dataclasses.replace(job, resume=a.state), dataclasses.replace(job, resume=b.state)],
+        options,
     )
     for result in both:
         assert result.steps == straight.steps
