@@ -7,6 +7,12 @@ A spec names a workload, fixes some parameters, and varies others along axes:
 - ``zip``: groups of equally long lists that vary together (one group is one axis);
 - ``sobol``: a scrambled Sobol design over several parameters at once;
 - ``seeds``: a count (0..n-1) or an explicit list, crossed with everything else;
+- execution options (``lr``, ``max_steps``, ``loss_threshold``…) are set once in
+  ``execution``, may be axes or zip entries like parameters (then they vary per trial),
+  and may be overridden per setting by ``execution_overrides`` (``when`` the trial's
+  parameters equal the given values, ``execution`` applies; later entries win).  Every
+  trial's own execution enters its key, so trials that differ only in ``lr`` are
+  different trials;
 - ``refine``: an adaptive search for regime boundaries over a 2-D or 3-D box
   (``api_schemas/refine.py``): an initial grid, then rounds that split only the cells
   whose points disagree (the sweep grows while it runs).
@@ -145,6 +151,19 @@ Seeds = Annotated[
 ]
 
 
+class ExecutionOverride(StrictModel):
+    """Execution options for the trials whose parameters match ``when`` (all equal)."""
+
+    when: dict[ParamName, Scalar] = Field(
+        min_length=1, max_length=limits.MAX_PARAMETERS, description="parameter values to match"
+    )
+    execution: dict[ParamName, Any] = Field(
+        min_length=1,
+        max_length=limits.MAX_EXECUTION_OPTIONS,
+        description="execution options for the matching trials (over ``execution``)",
+    )
+
+
 class SweepSpec(StrictModel):
     """A sweep: a workload, fixed parameters, axes, seeds, execution options."""
 
@@ -174,6 +193,11 @@ class SweepSpec(StrictModel):
         default_factory=dict,
         max_length=limits.MAX_EXECUTION_OPTIONS,
         description="workload execution options (device, dtype, lr, …)",
+    )
+    execution_overrides: list[ExecutionOverride] = Field(
+        default_factory=list,
+        max_length=limits.MAX_ZIP_GROUPS,
+        description="per-setting execution options (later entries win)",
     )
     priority: int = Field(default=0, ge=-100, le=100, description="higher runs first")
     priority_class: Literal["ci", "interactive", "batch"] | None = Field(
@@ -214,7 +238,16 @@ class SweepSpec(StrictModel):
             message = "set seeds with the top-level 'seeds' field, not as a parameter"
             errors.append(spec_error(seen["seed"], message, "seed"))
         allowed = set(schema.params_model.model_fields)
-        for name in sorted(set(seen) - allowed - {"seed"}):
+        executable = set(schema.execution_model.model_fields) - allowed
+        for name in sorted(set(seen) & executable):
+            if name in self.execution:
+                message = f"execution option {name!r} is set in both execution and {seen[name][0]}"
+                errors.append(spec_error(seen[name], message, name))
+            elif seen[name][0] not in ("axes", "zip"):
+                message = f"execution option {name!r} can vary in axes or zip only"
+                errors.append(spec_error(seen[name], message, name))
+        errors += self._override_errors(schema)
+        for name in sorted(set(seen) - allowed - executable - {"seed"}):
             message = (
                 f"unknown parameter {name!r} for workload {self.workload}; "
                 f"allowed: {', '.join(sorted(allowed))}"
@@ -225,6 +258,43 @@ class SweepSpec(StrictModel):
             errors.append(spec_error(("on_invalid",), message, self.on_invalid))
         raise_errors("SweepSpec", errors)
         return self
+
+    def _override_errors(self, schema: Any) -> list[Any]:
+        """Each override names parameters of the workload in ``when`` and its execution options
+        (partially: the rest comes from ``execution``) in ``execution``."""
+        errors = []
+        fields = schema.execution_model.model_fields
+        for index, override in enumerate(self.execution_overrides):
+            for name in override.when:
+                if name not in schema.params_model.model_fields:
+                    message = f"execution_overrides[{index}].when: unknown parameter {name!r}"
+                    where = ("execution_overrides", index, "when", name)
+                    errors.append(spec_error(where, message, name))
+            for name in override.execution:
+                if name not in fields:
+                    message = (
+                        f"unknown execution option {name!r} for workload {self.workload}; "
+                        f"allowed: {', '.join(sorted(fields))}"
+                    )
+                    where = ("execution_overrides", index, "execution", name)
+                    errors.append(spec_error(where, message, name))
+            merged = {**self.execution, **override.execution}
+            try:
+                schema.execution_model.model_validate(merged)
+            except ValidationError as exc:
+                prefix = ("execution_overrides", index, "execution")
+                errors += [
+                    e
+                    for e in _prefixed(prefix, exc)
+                    if tuple(e["loc"])[-1] in set(override.execution) & set(fields)
+                ]
+        return errors
+
+    def execution_names(self) -> set[str]:
+        """Execution options varied in ``axes`` or ``zip`` (not parameters)."""
+        schema = WORKLOAD_SCHEMAS[self.workload]
+        names = set(schema.execution_model.model_fields) - set(schema.params_model.model_fields)
+        return {str(where[-1]) for where in self.varied_locations() if where[-1] in names}
 
     def varied_locations(self) -> list[tuple[str | int, ...]]:
         """Where each varied parameter is set: ``("axes", name)``, ``("zip", i, name)``…"""

@@ -55,11 +55,13 @@ def canonical_hash(payload: Any) -> str:
 
 
 def spec_hash(spec: SweepSpec) -> str:
-    # A spec without ``refine`` (or with the default ``on_invalid``) hashes as it did
-    # before the field existed.
+    # A spec without ``refine``, overrides or a non-default ``on_invalid`` hashes as it
+    # did before those fields existed.
     exclude = {"refine"} if spec.refine is None else set()
     if spec.on_invalid == "reject":
         exclude.add("on_invalid")
+    if not spec.execution_overrides:
+        exclude.add("execution_overrides")
     return canonical_hash(spec.model_dump(mode="json", exclude=exclude or None))
 
 
@@ -249,9 +251,10 @@ def expand_with_skips(
     """
     schema = WORKLOAD_SCHEMAS[spec.workload]
     workload = WORKLOADS[spec.workload]
-    execution = schema.execution_model.model_validate(spec.execution).model_dump(mode="json")
-    _check_limits(spec, execution, limits)
+    base_execution = schema.execution_model.model_validate(spec.execution).model_dump(mode="json")
+    _check_limits(spec, base_execution, limits)
     origin = _origin_of(spec)
+    execution_names = spec.execution_names()
 
     blocks: list[list[dict[str, Any]]] = [
         [{name: value} for value in _axis_values(axis)] for name, axis in spec.axes.items()
@@ -270,18 +273,18 @@ def expand_with_skips(
             points = as_params(lattice, lattice.initial_points())
         blocks.append(list(points))
     seeds: list[int | None] = list(spec.seed_list()) if schema.uses_seeds else [None]
-    keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
-    trial_execution = trial_key_execution(spec.workload, execution)
-    gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
 
     trials: list[PlannedTrial] = []
     validated: dict[str, dict[str, Any]] = {}
     refused: dict[str, list[dict[str, Any]]] = {}  # skipped settings: their 422 items
     skipped: list[SkippedSetting] = []
+    executions: dict[str, dict[str, Any]] = {}
     for combination in itertools.product(*blocks):
         raw = dict(spec.params)
+        varied_execution: dict[str, Any] = {}
         for part in combination:
-            raw.update(part)
+            for name, value in part.items():
+                (varied_execution if name in execution_names else raw)[name] = value
         cache_key = json.dumps(raw, sort_keys=True, default=str)
         if cache_key in refused:
             continue
@@ -297,6 +300,10 @@ def expand_with_skips(
                 continue
             _check_size(params, origin, limits)
             validated[cache_key] = params
+        execution = _trial_execution(spec, params, varied_execution, executions, limits, origin)
+        keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+        trial_execution = trial_key_execution(spec.workload, execution)
+        gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
         theory_key = None
         if workload.theory_fields:  # workloads without a replica theory have no key
             theory_key = canonical_hash(
@@ -309,6 +316,8 @@ def expand_with_skips(
             )
         group = {f: params.get(f) for f in workload.group_fields}
         shared_params = {k: v for k, v in params.items() if k not in workload.varying_within_group}
+        # The batch key holds the trial's own execution: a batch runs one execution
+        # (one lr, one step budget), so trials whose execution differs never share one.
         batch_key = canonical_hash({"workload": spec.workload, "exec": keyed_execution, **group})
         for seed in seeds:
             key = canonical_hash(
@@ -349,6 +358,61 @@ def _skipped(raw: dict[str, Any], errors: list[dict[str, Any]], seeds: int) -> S
         kind=str(first["type"]),
         trials=seeds,
     )
+
+
+def _trial_execution(
+    spec: SweepSpec,
+    params: dict[str, Any],
+    varied: dict[str, Any],
+    cache: dict[str, dict[str, Any]],
+    limits: LimitSettings,
+    origin: dict[str, list[str | int]],
+) -> dict[str, Any]:
+    """One trial's execution: ``execution``, then its axis/zip execution values, then every
+    matching override in order; validated (a bad value is a 422 at the field that set it)."""
+    raw = dict(spec.execution)
+    where: dict[str, list[str | int]] = {name: ["body", "execution", name] for name in raw}
+    raw.update(varied)
+    where.update({name: origin[name] for name in varied})
+    for index, override in enumerate(spec.execution_overrides):
+        if all(_matches(params.get(name), value) for name, value in override.when.items()):
+            raw.update(override.execution)
+            for name in override.execution:
+                where[name] = ["body", "execution_overrides", index, "execution", name]
+    text = json.dumps(raw, sort_keys=True, default=str)
+    if text in cache:
+        return cache[text]
+    model = WORKLOAD_SCHEMAS[spec.workload].execution_model
+    try:
+        execution = model.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False, include_context=False):
+            field = str(error["loc"][0]) if error["loc"] else None
+            loc = where.get(field, ["body", "execution"]) if field else ["body", "execution"]
+            message = str(error["msg"]).removeprefix("Value error, ")
+            errors.append({"loc": loc, "msg": message, "type": error["type"]})
+        raise SpecRejected(errors) from None
+    if int(execution.get("max_steps", 0)) > limits.max_steps:
+        raise SpecRejected(
+            [
+                {
+                    "loc": where.get("max_steps", ["body", "execution", "max_steps"]),
+                    "msg": f"max_steps {execution['max_steps']} exceeds the limit "
+                    f"{limits.max_steps} (SWEEPS_LIMITS__MAX_STEPS)",
+                    "type": "limit_exceeded",
+                }
+            ]
+        )
+    cache[text] = execution
+    return execution
+
+
+def _matches(actual: Any, wanted: Any) -> bool:
+    """``when`` equality: numbers compare as numbers (``-1`` matches ``-1.0``)."""
+    if isinstance(actual, int | float) and isinstance(wanted, int | float):
+        return not isinstance(actual, bool) and float(actual) == float(wanted)
+    return actual == wanted
 
 
 def _named_field(message: str, origin: dict[str, list[str | int]]) -> str | None:

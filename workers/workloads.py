@@ -296,6 +296,10 @@ class DLNFinetune(_DLNWorkload):
 
         started = time.perf_counter()
         execution = dict(trials[0].execution)
+        if any(dict(trial.execution) != execution for trial in trials[1:]):
+            # The batched simulator runs one lr / step budget; the batch key keeps
+            # trials of different executions apart, so this is a dispatcher bug.
+            raise ValueError("a dln_finetune batch must share one execution (lr, max_steps, …)")
         execution["device"] = resolve_device(execution.get("device", "cpu"))
         options = TrainOptions(**execution)
         finetune_trials = []

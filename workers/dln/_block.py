@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from workers.dln.gd_types import GDState
+
 if TYPE_CHECKING:
     from workers.dln.gd_types import GDJob, GDOptions
 
-# (s-, s+, train loss, steps, stop reason)
-RawRecord = tuple[np.ndarray, np.ndarray, float, int, str]
+# (s-, s+, train loss, steps, stop reason, state to continue from or None)
+RawRecord = tuple[np.ndarray, np.ndarray, float, int, str, "GDState | None"]
 
 
 def pathway_factors_start(job: GDJob) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +55,11 @@ def _use_gram(options: GDOptions, G: int, n: int, D: int) -> bool:
 
 
 class BlockRun:
-    """GD on ``G`` same-shape datasets x ``m`` columns; padding columns are all zero."""
+    """GD on ``G`` same-shape datasets x ``m`` columns; padding columns are all zero.
+
+    Either every job of the block starts fresh or every one resumes from a
+    :class:`GDState` of the same ``step`` (``simulate.run_gradient_descent`` groups them so).
+    """
 
     def __init__(
         self,
@@ -71,10 +77,27 @@ class BlockRun:
         S = np.zeros((2, G, D, m))
         Y = np.zeros((G, n, m))
         X = np.stack([jobs[members[0]].X for members in block])
+        states = {jobs[i].resume.step if jobs[i].resume else None for ms in block for i in ms}
+        if len(states) != 1:
+            raise ValueError("a block's jobs must all start fresh or resume from one step")
+        self.start_step = states.pop() or 0
+        self.initial_loss = np.full((G, m), np.nan)
+        self.stall_count = np.zeros((G, m), dtype=np.int64)
+        beta_prev = np.zeros((G, D, m))
+        has_prev = False
         for g, members in enumerate(block):
             for col, index in enumerate(members):
                 owner[g, col] = index
-                S[0, g, :, col], S[1, g, :, col] = pathway_factors_start(jobs[index])
+                state = jobs[index].resume
+                if state is None:
+                    S[0, g, :, col], S[1, g, :, col] = pathway_factors_start(jobs[index])
+                else:
+                    S[0, g, :, col], S[1, g, :, col] = state.s_minus, state.s_plus
+                    self.initial_loss[g, col] = state.initial_loss
+                    self.stall_count[g, col] = state.stall_count
+                    if state.beta_prev is not None:
+                        beta_prev[g, :, col] = state.beta_prev
+                        has_prev = True
                 Y[g, :, col] = jobs[index].y
 
         def tensor(array: np.ndarray) -> torch.Tensor:
@@ -89,9 +112,7 @@ class BlockRun:
             self.negXtY = torch.bmm(self.Xt, self.negY)
         self.owner = owner
         self.active = owner >= 0
-        self.initial_loss = np.full((G, m), np.nan)
-        self.stall_count = np.zeros((G, m), dtype=np.int64)
-        self.beta_prev: torch.Tensor | None = None
+        self.beta_prev: torch.Tensor | None = tensor(beta_prev) if has_prev else None
         self.records: dict[int, RawRecord] = {}
         self._allocate()
 
@@ -127,14 +148,16 @@ class BlockRun:
         """Train to completion; returns the records and the wall time per network."""
         options = self.options
         start = time.perf_counter()
-        step = 0
+        step = first = self.start_step
         while True:
             self._forward()
             final = step >= options.max_steps
             if step == 0:
                 # The divergence rule compares against the loss at the start.
                 self.initial_loss = self._loss()
-            if final or (options.early_stopping and step % options.check_every == 0):
+            # A resumed block does not repeat the check its first run made at ``first``.
+            periodic = options.early_stopping and step % options.check_every == 0
+            if final or (periodic and (step > first or first == 0)):
                 self._check(step, final)
                 if not self.active.any():
                     break
@@ -160,6 +183,10 @@ class BlockRun:
         diverged = ~finite | blown
         converged = finite & (loss < options.loss_threshold)
         stalled = np.zeros_like(converged)
+        # The stall memory an uninterrupted run holds after this step (for GDState): a
+        # check off the periodic schedule (the budget's final one) leaves it unchanged.
+        on_schedule = options.early_stopping and step % options.check_every == 0
+        memory = (self.stall_count.copy(), self.beta_prev)
         if options.early_stopping and self.beta_prev is not None:
             change = torch.linalg.vector_norm(self.B - self.beta_prev, dim=1)
             size = torch.linalg.vector_norm(self.B, dim=1)
@@ -168,6 +195,8 @@ class BlockRun:
             stalled = self.stall_count >= 2
         if options.early_stopping:
             self.beta_prev = self.B.clone()
+        if on_schedule:
+            memory = (self.stall_count, self.beta_prev)
         reasons = (
             (diverged, "diverged"),
             (converged, "loss_threshold"),
@@ -178,16 +207,31 @@ class BlockRun:
         for mask, reason in reasons:
             newly = self.active & mask & ~done
             for g, col in zip(*np.nonzero(newly), strict=True):
-                self._freeze(int(g), int(col), float(loss[g, col]), step, reason)
+                state = None
+                if reason == "max_steps":
+                    count, prev = memory
+                    state = GDState(
+                        step=step,
+                        s_minus=self.S[0, g, :, col].double().cpu().numpy().copy(),
+                        s_plus=self.S[1, g, :, col].double().cpu().numpy().copy(),
+                        initial_loss=float(self.initial_loss[g, col]),
+                        stall_count=int(count[g, col]),
+                        beta_prev=None
+                        if prev is None
+                        else prev[g, :, col].double().cpu().numpy().copy(),
+                    )
+                self._freeze(int(g), int(col), float(loss[g, col]), step, reason, state)
             done |= newly
         self.active &= ~done
         if done.any():
             self._maybe_compact()
 
-    def _freeze(self, g: int, col: int, loss: float, step: int, reason: str) -> None:
+    def _freeze(
+        self, g: int, col: int, loss: float, step: int, reason: str, state: GDState | None
+    ) -> None:
         """Copy a finished column out and zero it (zero is a fixed point of the update)."""
         S = self.S[:, g, :, col].double().cpu().numpy().copy()  # not a view: zeroed next
-        self.records[int(self.owner[g, col])] = (S[0], S[1], loss, step, reason)
+        self.records[int(self.owner[g, col])] = (S[0], S[1], loss, step, reason, state)
         self.S[:, g, :, col] = 0.0
 
     def _maybe_compact(self) -> None:

@@ -44,11 +44,61 @@ class PathwayWeights:
 
 
 @dataclass(frozen=True, eq=False)
+class GDState:
+    """Where an unfinished network stopped (``stop_reason == "max_steps"``): everything
+    the loop needs to go on as if it had never stopped.
+
+    ``s_minus``/``s_plus`` are the pathway factors (``workers.dln._block``) after ``step``
+    steps; ``initial_loss`` is the divergence rule's reference; ``stall_count`` and
+    ``beta_prev`` (``4 beta`` at the last check, ``None`` before the first or without
+    early stopping) are the stall rule's memory *as an uninterrupted run would hold it*
+    at ``step`` (the extra final check of a step budget is not counted).  Continuing a
+    job from its state to a larger ``max_steps`` gives the same trajectory as one run
+    to that budget (same steps; equal up to matrix-product rounding).
+    """
+
+    step: int
+    s_minus: np.ndarray
+    s_plus: np.ndarray
+    initial_loss: float
+    stall_count: int = 0
+    beta_prev: np.ndarray | None = None
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain arrays (for ``np.savez``: the service stores the state as a blob)."""
+        arrays = {
+            "step": np.asarray(self.step, dtype=np.int64),
+            "s_minus": np.asarray(self.s_minus, dtype=np.float64),
+            "s_plus": np.asarray(self.s_plus, dtype=np.float64),
+            "initial_loss": np.asarray(self.initial_loss, dtype=np.float64),
+            "stall_count": np.asarray(self.stall_count, dtype=np.int64),
+        }
+        if self.beta_prev is not None:
+            arrays["beta_prev"] = np.asarray(self.beta_prev, dtype=np.float64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> GDState:
+        beta_prev = arrays.get("beta_prev")
+        return cls(
+            step=int(arrays["step"]),
+            s_minus=np.array(arrays["s_minus"], dtype=np.float64),
+            s_plus=np.array(arrays["s_plus"], dtype=np.float64),
+            initial_loss=float(arrays["initial_loss"]),
+            stall_count=int(arrays["stall_count"]),
+            beta_prev=None if beta_prev is None else np.array(beta_prev, dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class GDJob:
     """One network to train: data, initial weights and optional evaluation targets.
 
     Jobs that pass the *same* ``X`` object are trained as columns of one matrix.
     ``beta_star`` enables ``gen_error``; ``X_test``/``y_test`` enable ``test_mse``.
+    ``resume`` continues the job from a :class:`GDState` of an earlier run with the same
+    ``X``, ``y``, ``init`` and options (``max_steps`` is the total budget, counted from
+    step 0); ``init`` is still the start (weights are recovered relative to it).
     """
 
     X: np.ndarray
@@ -57,6 +107,7 @@ class GDJob:
     beta_star: np.ndarray | None = None
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    resume: GDState | None = None
 
 
 def resolve_device(device: str) -> torch.device:

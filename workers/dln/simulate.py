@@ -41,6 +41,7 @@ from workers.dln.gd_types import (
     DTYPES,
     GDJob,
     GDOptions,
+    GDState,
     PathwayWeights,
     resolve_device,
 )
@@ -59,6 +60,8 @@ class GDResult:
     test_mse: float
     invariant_drift: float
     wall_time_s: float
+    # Where a run stopped by its step budget can continue from (GDJob.resume); else None.
+    state: GDState | None = None
 
     @property
     def diverged(self) -> bool:
@@ -73,12 +76,15 @@ def run_gradient_descent(jobs: Sequence[GDJob], options: GDOptions) -> list[GDRe
     """
     device = resolve_device(options.device)
     stack = options.stack_datasets if options.stack_datasets is not None else device.type == "cuda"
-    by_dataset: dict[int, list[int]] = {}
+    by_dataset: dict[tuple[int, int | None], list[int]] = {}
     for index, job in enumerate(jobs):
-        by_dataset.setdefault(id(job.X), []).append(index)
+        step = job.resume.step if job.resume is not None else None
+        by_dataset.setdefault((id(job.X), step), []).append(index)
     buckets: dict[object, list[list[int]]] = {}
-    for members in by_dataset.values():
-        key = jobs[members[0]].X.shape if stack else id(jobs[members[0]].X)
+    for (_, step), members in by_dataset.items():
+        # Jobs resuming from different steps run in different blocks (one step counter).
+        shape = jobs[members[0]].X.shape if stack else id(jobs[members[0]].X)
+        key = (shape, step)
         buckets.setdefault(key, []).append(members)
 
     results: list[GDResult | None] = [None] * len(jobs)
@@ -122,7 +128,7 @@ def _result(job: GDJob, record: RawRecord, share: float) -> GDResult:
     ``phi-`` and every ``b_p`` by ``phi+`` (``workers.dln._block``); each invariant of
     coordinate ``i`` by ``phi-_i phi+_i``, so the drift is ``max_i |phi-_i phi+_i - 1|``.
     """
-    s_minus, s_plus, loss, steps, reason = record
+    s_minus, s_plus, loss, steps, reason, state = record
     s0_minus, s0_plus = pathway_factors_start(job)
     with np.errstate(divide="ignore", invalid="ignore"):
         phi_minus = np.where(s0_minus > 0, s_minus / s0_minus, 0.0)
@@ -156,4 +162,5 @@ def _result(job: GDJob, record: RawRecord, share: float) -> GDResult:
         test_mse=test_mse,
         invariant_drift=drift,
         wall_time_s=share,
+        state=state,
     )
