@@ -8,10 +8,12 @@ version.  It is the README's "Measured agreement" table without ``sweeps serve``
 same expansion, evaluation and report code, minus the dispatcher and the store.
 
     nice -n 10 .venv/bin/python benchmarks/regime_agreement.py examples/paper/exp1.yaml \
-        --out /tmp/exp1_records.json
-    .venv/bin/python benchmarks/regime_agreement.py --records /tmp/exp1_records.json
+        --out /tmp/exp1.jsonl
+    .venv/bin/python benchmarks/regime_agreement.py --records /tmp/exp1.jsonl
 
-``--records`` re-reports stored records (the classifier is a function of the stored
+``--out`` takes a ``.jsonl`` path: one record per line, appended batch by batch;
+``--defer lambda_pt=-1.0`` runs the slow regime-I batches last.  ``--records`` re-reports
+stored records (``.jsonl``, even of an interrupted run) (the classifier is a function of the stored
 (ℓ, PD), so a new classifier version needs no new runs).
 """
 
@@ -27,8 +29,18 @@ from typing import Any
 import yaml
 
 
-def run_spec(path: Path, batch: int, seeds: int | None) -> list[dict[str, Any]]:
-    """Every trial of the spec evaluated; records shaped like ``figures.sweep_records``."""
+def run_spec(
+    path: Path,
+    batch: int,
+    seeds: int | None,
+    defer: dict[str, float] | None = None,
+    out: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Every trial of the spec evaluated; records shaped like ``figures.sweep_records``.
+
+    Batches whose parameters match every ``defer`` entry run last; with ``out`` each
+    batch's records are appended to ``out`` as JSON lines as soon as it finishes, so an
+    interrupted run still leaves every finished batch behind."""
     import torch
 
     from api_schemas.spec import SweepSpec
@@ -49,7 +61,14 @@ def run_spec(path: Path, batch: int, seeds: int | None) -> list[dict[str, Any]]:
         by_batch[trial.batch_key].append(trial)
     records: list[dict[str, Any]] = []
     done, started = 0, time.perf_counter()
-    for members in by_batch.values():
+    defer = defer or {}
+
+    def deferred(members: list[Any]) -> bool:
+        params = members[0].params
+        return bool(defer) and all(params.get(k) == v for k, v in defer.items())
+
+    ordered = sorted(by_batch.values(), key=deferred)
+    for members in ordered:
         for lo in range(0, len(members), batch):
             chunk = members[lo : lo + batch]
             claimed = [
@@ -76,6 +95,9 @@ def run_spec(path: Path, batch: int, seeds: int | None) -> list[dict[str, Any]]:
                 value = output.theory.get(c.theory_key) if c.theory_key else None
                 record["gen_error_asymptotic"] = value.gen_error if value else None
                 records.append(record)
+                if out is not None:
+                    with out.open("a") as sink:
+                        sink.write(json.dumps(record) + "\n")
             done += len(chunk)
             print(
                 f"{done}/{len(planned)} trials, {time.perf_counter() - started:.0f} s",
@@ -92,20 +114,33 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=14)
     parser.add_argument("--seeds", type=int, default=None, help="override the spec's seeds")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
+    parser.add_argument(
+        "--defer",
+        action="append",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="run batches with these parameter values last (e.g. lambda_pt=-1.0)",
+    )
     args = parser.parse_args()
 
     if args.records is not None:
-        payload = json.loads(args.records.read_text())
-        name, records = payload["name"], payload["records"]
+        text = args.records.read_text()
+        if args.records.suffix == ".jsonl":  # a (possibly interrupted) --out of a run
+            name = args.records.stem
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            payload = json.loads(text)
+            name, records = payload["name"], payload["records"]
     else:
         if args.spec is None:
             parser.error("give a spec or --records")
         started = time.perf_counter()
-        records = run_spec(args.spec, args.batch, args.seeds)
+        defer = {k: float(v) for k, v in (item.split("=", 1) for item in args.defer)}
+        if args.out is not None:
+            args.out.write_text("")
+        records = run_spec(args.spec, args.batch, args.seeds, defer, args.out)
         name = args.spec.stem
         print(f"evaluated {len(records)} trials in {time.perf_counter() - started:.0f} s")
-        if args.out is not None:
-            args.out.write_text(json.dumps({"name": name, "records": records}))
     from service.cli.render import report_text
     from service.report import agreement_report
     from workers.theory.regimes import CLASSIFIER_VERSIONS

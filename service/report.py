@@ -135,11 +135,13 @@ def _regime_labels(
     config's seed interval and whether its theory point is clear of the thresholds."""
     theory = [_label(r, "theory", version) for r in members]
     if version != classifier.CLASSIFIER_V2:
-        return list(zip(theory, (_label(r, "empirical", version) for r in members), strict=True)), None, None
+        return (
+            list(zip(theory, (_label(r, "empirical", version) for r in members), strict=True)),
+            None,
+            None,
+        )
     measured = [
-        r
-        for r in members
-        if _finite(r.get("l_order_empirical")) and _finite(r.get("pd_empirical"))
+        r for r in members if _finite(r.get("l_order_empirical")) and _finite(r.get("pd_empirical"))
     ]
     if not measured:
         return [(t, None) for t in theory], None, None

@@ -302,6 +302,13 @@ def _mean_abs_normal(mean: float, std: float) -> float:
     )
 
 
+def representative_group(task: TaskStats) -> str:
+    """The task group whose coordinate represents it (THEORY.md §4): ``"shared"`` when
+    some FT feature is a PT feature, else ``"new"``."""
+    shared = next(grp for grp in task.groups() if grp.name == "shared")
+    return "shared" if shared.probability > 0.0 else "new"
+
+
 def theory_regime(
     task: TaskStats, init: InitParams, version: str = CLASSIFIER_VERSION
 ) -> RegimePoint:
@@ -311,7 +318,7 @@ def theory_regime(
     group's when no FT feature is shared), sqrt_k = sqrt_k_FT(a_pt) (§2).
     """
     groups = {grp.name: grp for grp in task.groups()}
-    law = groups["shared"] if groups["shared"].probability > 0.0 else groups["new"]
+    law = groups[representative_group(task)]
     beta_ft = _mean_abs_normal(law.ft_mean, law.ft_std)
     sqrt_k = float(
         sqrt_k_finetune(
@@ -335,8 +342,19 @@ def empirical_regime(
     sqrt_k: np.ndarray,
     init: InitParams,
     version: str = CLASSIFIER_VERSION,
+    group: str | None = None,
 ) -> RegimePoint:
     """(l, PD) and label from a trained network's measured quantities (THEORY.md §4).
+
+    ``group`` (``regimes-v2`` results pass :func:`representative_group` of the task):
+    ``"shared"`` keeps only the used coordinates inside the PT support (|beta_pt| >
+    1e-3 max|beta_pt|), ``"new"`` only those outside it, as :func:`theory_regime`
+    evaluates the shared (else the new) group; None, or an empty selection, keeps every
+    used coordinate (the ``regimes-v1`` results' estimator).  Without it, with omega in
+    (0, 1) the new coordinates' small sqrt_k = 4 c (1+lambda) + gamma^2 pulled the
+    geometric mean of sqrt_k far below the shared group's and |beta_PT| towards 0, so
+    the measured (l, PD) sat richer and less PT-dependent than the theory's
+    (c = 1e-4, lambda = -0.18, omega = 0.5: l 1.2 measured vs 1.65).
 
     The formulas are evaluated at a representative coordinate built the same way as in
     :func:`theory_regime`, so the two labels are comparable: over the coordinates the FT
@@ -353,6 +371,13 @@ def empirical_regime(
     used = _support(beta_ft, SUPPORT_REL_THRESHOLD)
     if not np.any(used):
         raise ValueError("beta_ft is identically zero: no coordinate to classify")
+    if group is not None:
+        if group not in ("shared", "new"):
+            raise ValueError(f"group must be 'shared', 'new' or None, not {group!r}")
+        in_pt = _support(beta_pt, SUPPORT_REL_THRESHOLD)
+        selected = used & (in_pt if group == "shared" else ~in_pt)
+        if np.any(selected):
+            used = selected
     weight = beta_ft[used] ** 2 / float(np.sum(beta_ft[used] ** 2))
     rep_ft = float(np.mean(np.abs(beta_ft[used])))
     rep_pt = float(weight @ np.abs(beta_pt[used]))

@@ -169,3 +169,36 @@ def test_v1_stays_readable_and_versions_are_checked() -> None:
 def test_wire_names_the_same_versions() -> None:
     assert typing.get_args(ClassifierVersion) == regimes.CLASSIFIER_VERSIONS
     assert DEFAULT_CLASSIFIER == regimes.CLASSIFIER_VERSION == CLASSIFIER_V2
+
+
+def test_empirical_regime_at_the_representative_group() -> None:
+    # 20 shared coordinates (PT and FT), 20 new ones (FT only), omega = 0.5.
+    rng = np.random.default_rng(3)
+    D = 100
+    beta_pt = np.where(np.arange(D) < 20, 1.0, 0.0)
+    beta_ft = np.zeros(D)
+    beta_ft[:40] = rng.normal(0.0, 3.0, 40)
+    init = InitParams(1e-4, -0.18, 0.0)
+    sk = sqrt_k_finetune(beta_pt, init.c_pt, init.lambda_pt, init.gamma_ft)
+    task = TaskStats(rho_pt=0.2, rho_ft=0.4, omega=0.5)
+    assert regimes.representative_group(task) == "shared"
+    assert regimes.representative_group(TaskStats(rho_pt=0.2, rho_ft=0.4, omega=0.0)) == "new"
+    point = regimes.empirical_regime(
+        beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init, group="shared"
+    )
+    shared_ell = float(l_order(np.mean(np.abs(beta_ft[:20])), sk[0]))
+    assert point.l_order == pytest.approx(shared_ell, rel=1e-12)
+    assert reuse_share(point.l_order, point.pd) == pytest.approx(
+        reuse_share(*(lambda t: (t.l_order, t.pd))(theory_regime(task, init))), rel=1e-9
+    )
+    # Mixed over both groups (the v1 results' estimator) it sits far richer.
+    mixed = regimes.empirical_regime(beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init)
+    assert mixed.l_order < point.l_order - 0.2
+    new = regimes.empirical_regime(
+        beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init, group="new"
+    )
+    assert new.pd == 0.0
+    with pytest.raises(ValueError):
+        regimes.empirical_regime(
+            beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init, group="both"
+        )
