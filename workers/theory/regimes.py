@@ -347,10 +347,13 @@ def empirical_regime(
     """(l, PD) and label from a trained network's measured quantities (THEORY.md §4).
 
     ``group`` (``regimes-v2`` results pass :func:`representative_group` of the task):
-    ``"shared"`` keeps only the used coordinates inside the PT support (|beta_pt| >
-    1e-3 max|beta_pt|), ``"new"`` only those outside it, as :func:`theory_regime`
-    evaluates the shared (else the new) group; None, or an empty selection, keeps every
-    used coordinate (the ``regimes-v1`` results' estimator).  Without it, with omega in
+    each quantity is read where :func:`theory_regime` takes it from.  The theory puts
+    beta_FT = E|beta*_FT| of the shared (else the new) group at a PT coordinate
+    (beta_PT = a_pt, sqrt_k(a_pt)).  ``"shared"`` keeps only the used coordinates inside
+    the PT support (|beta_pt| > 1e-3 max|beta_pt|) for all three; ``"new"`` takes
+    beta_FT over the used coordinates outside it and beta_PT, sqrt_k as the plain mean
+    of |beta_pt| and of ln sqrt_k over the PT support.  None, or an empty selection,
+    keeps every used coordinate for all three (the ``regimes-v1`` results' estimator).  Without it, with omega in
     (0, 1) the new coordinates' small sqrt_k = 4 c (1+lambda) + gamma^2 pulled the
     geometric mean of sqrt_k far below the shared group's and |beta_PT| towards 0, so
     the measured (l, PD) sat richer and less PT-dependent than the theory's
@@ -371,6 +374,7 @@ def empirical_regime(
     used = _support(beta_ft, SUPPORT_REL_THRESHOLD)
     if not np.any(used):
         raise ValueError("beta_ft is identically zero: no coordinate to classify")
+    at_pt: np.ndarray | None = None  # where beta_PT and sqrt_k are read, if not `used`
     if group is not None:
         if group not in ("shared", "new"):
             raise ValueError(f"group must be 'shared', 'new' or None, not {group!r}")
@@ -378,10 +382,16 @@ def empirical_regime(
         selected = used & (in_pt if group == "shared" else ~in_pt)
         if np.any(selected):
             used = selected
+        if group == "new" and np.any(in_pt):
+            at_pt = in_pt
     weight = beta_ft[used] ** 2 / float(np.sum(beta_ft[used] ** 2))
     rep_ft = float(np.mean(np.abs(beta_ft[used])))
-    rep_pt = float(weight @ np.abs(beta_pt[used]))
-    rep_k = float(np.exp(weight @ np.log(sqrt_k[used])))
+    if at_pt is None:
+        rep_pt = float(weight @ np.abs(beta_pt[used]))
+        rep_k = float(np.exp(weight @ np.log(sqrt_k[used])))
+    else:
+        rep_pt = float(np.mean(np.abs(beta_pt[at_pt])))
+        rep_k = float(np.exp(np.mean(np.log(sqrt_k[at_pt]))))
     ell = float(l_order(rep_ft, rep_k))
     pd = float(pretraining_dependence(rep_pt, init.c_pt, init.lambda_pt, rep_k, ell))
     return RegimePoint(classify(ell, pd, version), ell, pd + 0.0)

@@ -194,10 +194,15 @@ def test_empirical_regime_at_the_representative_group() -> None:
     # Mixed over both groups (the v1 results' estimator) it sits far richer.
     mixed = regimes.empirical_regime(beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init)
     assert mixed.l_order < point.l_order - 0.2
+    # "new": beta_FT from the new coordinates, beta_PT and sqrt_k from the PT support.
     new = regimes.empirical_regime(
         beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init, group="new"
     )
-    assert new.pd == 0.0
+    new_ell = float(l_order(np.mean(np.abs(beta_ft[20:40])), sk[0]))
+    assert new.l_order == pytest.approx(new_ell, rel=1e-12)
+    assert reuse_share(new.l_order, new.pd) == pytest.approx(
+        reuse_share(point.l_order, point.pd), rel=1e-9
+    )
     with pytest.raises(ValueError):
         regimes.empirical_regime(
             beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init, group="both"
