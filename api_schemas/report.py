@@ -18,6 +18,10 @@ from pydantic import BaseModel, Field
 # - not_converged: some seed stopped at max_steps or diverged (the run is not the
 #   interpolator the theory describes);
 # - too_few_seeds: fewer than two simulated seeds, so no SEM.
+# The regime classifiers a report can apply (workers.theory.regimes.CLASSIFIER_VERSIONS;
+# a test holds the two equal).  regimes-v2 is the default.
+ClassifierVersion = Literal["regimes-v1", "regimes-v2"]
+DEFAULT_CLASSIFIER = "regimes-v2"
 Verdict = Literal["agree", "disagree", "stopping_rule", "not_converged", "too_few_seeds"]
 
 
@@ -41,6 +45,18 @@ class ConfigAgreement(BaseModel):
     regime_match_rate: float | None = Field(
         description="fraction of this config's seeds whose measured label equals the theory's"
     )
+    regime_l_half_width: float | None = Field(
+        default=None, description="regimes-v2: 1.96·SEM over seeds of the measured ℓ-order"
+    )
+    regime_share_half_width: float | None = Field(
+        default=None,
+        description="regimes-v2: 1.96·SEM over seeds of the measured reuse share PD/(1 − ℓ)",
+    )
+    regime_clear: bool | None = Field(
+        default=None,
+        description="regimes-v2: the theory (ℓ, PD) is farther than the half-widths from "
+        "every threshold",
+    )
     stop_reasons: dict[str, int] = Field(default_factory=dict)
 
 
@@ -55,6 +71,15 @@ class RegimeAgreement(BaseModel):
     stopping_rule: int
     not_converged: int
     regime_agreement_rate: float | None
+    clear_trials: int | None = Field(
+        default=None, description="regimes-v2: trials of clear, converged configs"
+    )
+    clear_agreement_rate: float | None = Field(
+        default=None, description="regimes-v2: label agreement among clear_trials"
+    )
+    boundary_trials: int | None = Field(
+        default=None, description="regimes-v2: trials labelled boundary"
+    )
     note: str | None = Field(default=None, description="why this regime falls short, if it does")
 
 
@@ -75,6 +100,32 @@ class AgreementReport(BaseModel):
     meets_target: bool | None
     regime_agreement_rate: float | None = Field(
         description="fraction of trials whose measured regime equals the theory regime"
+    )
+    classifier: str = Field(
+        default="regimes-v2", description="the regime classifier the labels are from"
+    )
+    regime_labelled_trials: int = Field(
+        default=0, description="trials that carry both a theory and a measured label"
+    )
+    regime_clear_trials: int | None = Field(
+        default=None,
+        description="regimes-v2: trials of converged configs whose theory (ℓ, PD) is farther "
+        "than the seeds' 95% half-widths from every threshold",
+    )
+    regime_clear_agreement_rate: float | None = Field(
+        default=None, description="regimes-v2: measured label = theory label among those"
+    )
+    regime_clear_boundary: int | None = Field(
+        default=None, description="regimes-v2: clear trials labelled boundary"
+    )
+    regime_clear_wrong: int | None = Field(
+        default=None, description="regimes-v2: clear trials labelled another regime"
+    )
+    regime_boundary_trials: int | None = Field(
+        default=None, description="regimes-v2: every trial labelled boundary"
+    )
+    regime_unconverged_trials: int | None = Field(
+        default=None, description="regimes-v2: labelled trials of not_converged configs"
     )
     counts: dict[str, int] = Field(description="configs per verdict")
     floor: float = Field(description="the stopping-rule floor on E_gen")

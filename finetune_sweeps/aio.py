@@ -278,6 +278,11 @@ class AsyncClient:
         return content
 
     async def report(
-        self, sweep_id: str, *, floor: float = 1e-2, worst: int = 10
+        self,
+        sweep_id: str,
+        *,
+        floor: float = 1e-2,
+        worst: int = 10,
+        classifier: str = "regimes-v2",
     ) -> AgreementReport:
-        return await self._send(calls.report(sweep_id, floor, worst))
+        return await self._send(calls.report(sweep_id, floor, worst, classifier))

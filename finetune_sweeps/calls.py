@@ -126,6 +126,8 @@ def figure(sweep_id: str, kind: str, format: str, options: Mapping[str, Any]) ->
     return Call("GET", path, _raw, params=filter_query(options))
 
 
-def report(sweep_id: str, floor: float, worst: int) -> Call[AgreementReport]:
-    params = filter_query({"floor": floor, "worst": worst})
+def report(
+    sweep_id: str, floor: float, worst: int, classifier: str = "regimes-v2"
+) -> Call[AgreementReport]:
+    params = filter_query({"floor": floor, "worst": worst, "classifier": classifier})
     return Call("GET", f"/v1/sweeps/{sweep_id}/report", _model(AgreementReport), params=params)

@@ -323,6 +323,14 @@ class Client:
             Path(path).write_bytes(content)
         return content
 
-    def report(self, sweep_id: str, *, floor: float = 1e-2, worst: int = 10) -> AgreementReport:
-        """Theory vs simulation per config: mean ± SEM, z-score, 95% coverage, regimes."""
-        return self._send(calls.report(sweep_id, floor, worst))
+    def report(
+        self,
+        sweep_id: str,
+        *,
+        floor: float = 1e-2,
+        worst: int = 10,
+        classifier: str = "regimes-v2",
+    ) -> AgreementReport:
+        """Theory vs simulation per config: mean ± SEM, z-score, 95% coverage, regimes
+        (labels from regime ``classifier``: regimes-v2 or regimes-v1)."""
+        return self._send(calls.report(sweep_id, floor, worst, classifier))

@@ -19,8 +19,22 @@ Rules (documented in the README, "Reproducing the paper"):
   ``agree`` or ``disagree``.
 - ``fraction_inside`` = agree / (agree + disagree); ``fraction_inside_all`` counts every
   config with an SEM in the denominator, so nothing hides behind an exclusion.
-- Regime agreement rate: over trials that carry both labels, the fraction whose measured
+- Regime labels under a classifier version (``classifier``, default ``regimes-v2``;
+  ``workers.theory.regimes``): a stored label is used as stored when the trial was
+  labelled with that version, else the version is applied to the stored (ℓ, PD).
+  Regime agreement rate: over trials that carry both labels, the fraction whose measured
   (empirical) label equals the theory label.
+- ``regimes-v2`` adds the seeds' uncertainty.  A config's empirical label is
+  ``seed_interval`` over its seeds' measured (ℓ, PD): the label of the seed mean, or
+  ``boundary`` when mean ± 1.96·SEM of ℓ or of the reuse share p = PD/(1 − ℓ) straddles
+  a threshold; every trial of the config carries it.  A config is *clear* when its theory
+  (ℓ, PD) lies farther than those half-widths from every threshold
+  (``clear_of_thresholds``).  The headline ``regime_clear_agreement_rate`` counts the
+  trials of clear, converged configs (a not_converged config's network is not the
+  interpolator the theory labels; its trials are counted in
+  ``regime_unconverged_trials``): matches / clear trials, the rest split into
+  ``boundary`` and ``wrong`` (another regime).  ``regime_boundary_trials`` counts every
+  trial labelled boundary.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ from sqlalchemy.orm import Session
 
 from api_schemas.report import AgreementReport, ConfigAgreement, RegimeAgreement
 from api_schemas.wire import REGIMES
+from workers.theory import regimes as classifier
 
 Z_95 = 1.96
 DEFAULT_FLOOR = 1e-2
@@ -66,6 +81,13 @@ class ConfigStats:
     stop_reasons: dict[str, int] = field(default_factory=dict)
     l_order: float | None = None
     pd: float | None = None
+    classifier: str = classifier.CLASSIFIER_VERSION
+    # regimes-v2 only: the seed interval of the measured (ℓ, p) and whether the theory
+    # point is clear of every threshold by more than it (None: v1, or no measurement).
+    l_half_width: float | None = None
+    share_half_width: float | None = None
+    clear: bool | None = None
+    labelled_trials: int = 0
 
     @property
     def converged(self) -> bool:
@@ -93,14 +115,67 @@ def _mode(values: list[str]) -> str | None:
     return min(counts, key=lambda label: (-counts[label], label))
 
 
-def config_stats(records: list[dict[str, Any]]) -> list[ConfigStats]:
+def _label(record: dict[str, Any], side: str, version: str) -> str | None:
+    """The ``side`` ("theory" / "empirical") label of one trial under ``version``: the
+    stored one when the trial was labelled with that version, else ``version`` applied
+    to the stored (ℓ, PD); None when neither is there."""
+    stored = record.get(f"regime_{side}")
+    if record.get("classifier_version") == version:
+        return stored
+    ell, pd = record.get(f"l_order_{side}"), record.get(f"pd_{side}")
+    if _finite(ell) and _finite(pd):
+        return classifier.classify(float(ell), float(pd), version)
+    return None
+
+
+def _regime_labels(
+    members: list[dict[str, Any]], version: str
+) -> tuple[list[tuple[str | None, str | None]], classifier.SeedInterval | None, bool | None]:
+    """Per member (theory label, empirical label) under ``version``; for v2 also the
+    config's seed interval and whether its theory point is clear of the thresholds."""
+    theory = [_label(r, "theory", version) for r in members]
+    if version != classifier.CLASSIFIER_V2:
+        return (
+            list(zip(theory, (_label(r, "empirical", version) for r in members), strict=True)),
+            None,
+            None,
+        )
+    measured = [
+        r for r in members if _finite(r.get("l_order_empirical")) and _finite(r.get("pd_empirical"))
+    ]
+    if not measured:
+        return [(t, None) for t in theory], None, None
+    interval = classifier.seed_interval(
+        [float(r["l_order_empirical"]) for r in measured],
+        [float(r["pd_empirical"]) for r in measured],
+    )
+    labels = [interval.label if r in measured else None for r in members]
+    ells = [r["l_order_theory"] for r in members if _finite(r.get("l_order_theory"))]
+    pds = [r["pd_theory"] for r in members if _finite(r.get("pd_theory"))]
+    clear = None
+    if ells and pds:
+        clear = classifier.clear_of_thresholds(
+            sum(ells) / len(ells),
+            sum(pds) / len(pds),
+            interval.l_half_width,
+            interval.share_half_width,
+        )
+    return list(zip(theory, labels, strict=True)), interval, clear
+
+
+def config_stats(
+    records: list[dict[str, Any]], classifier_version: str = classifier.CLASSIFIER_VERSION
+) -> list[ConfigStats]:
     """Pool each config's seeds: mean, SEM, theory, regimes, stop reasons.
 
     ``records`` are result rows as dicts with ``params``, ``gen_error_sim``,
     ``gen_error_asymptotic``, ``gen_error_theory``, ``regime_theory``,
     ``regime_empirical``, ``stop_reason``, ``diverged``, ``l_order_theory``,
-    ``pd_theory`` (missing keys count as None).  Order: first appearance.
+    ``pd_theory``, ``l_order_empirical``, ``pd_empirical``, ``classifier_version``
+    (missing keys count as None).  Regime labels are ``classifier_version``'s (module
+    docstring).  Order: first appearance.
     """
+    classifier.check_version(classifier_version)
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(config_key(record["params"]), []).append(record)
@@ -113,11 +188,8 @@ def config_stats(records: list[dict[str, Any]]) -> list[ConfigStats]:
         if n >= 2 and mean is not None:
             variance = sum((x - mean) ** 2 for x in sims) / (n - 1)
             sem = math.sqrt(variance / n)
-        pairs = [
-            (r.get("regime_theory"), r.get("regime_empirical"))
-            for r in members
-            if r.get("regime_theory") and r.get("regime_empirical")
-        ]
+        labels, interval, clear = _regime_labels(members, classifier_version)
+        pairs = [(t, e) for t, e in labels if t and e]
         stops: Counter[str] = Counter()
         for r in members:
             if r.get("diverged"):
@@ -143,12 +215,8 @@ def config_stats(records: list[dict[str, Any]]) -> list[ConfigStats]:
                 finite_theory=_mean(
                     [r["gen_error_theory"] for r in members if _finite(r.get("gen_error_theory"))]
                 ),
-                regime_theory=_mode(
-                    [r["regime_theory"] for r in members if r.get("regime_theory")]
-                ),
-                regime_empirical=_mode(
-                    [r["regime_empirical"] for r in members if r.get("regime_empirical")]
-                ),
+                regime_theory=_mode([t for t, _ in labels if t]),
+                regime_empirical=_mode([e for _, e in labels if e]),
                 regime_matches=sum(1 for t, e in pairs if t == e),
                 regime_pairs=len(pairs),
                 stop_reasons=dict(stops),
@@ -156,9 +224,18 @@ def config_stats(records: list[dict[str, Any]]) -> list[ConfigStats]:
                     [r["l_order_theory"] for r in members if _finite(r.get("l_order_theory"))]
                 ),
                 pd=_mean([r["pd_theory"] for r in members if _finite(r.get("pd_theory"))]),
+                classifier=classifier_version,
+                l_half_width=_none_if_nan(interval.l_half_width) if interval else None,
+                share_half_width=_none_if_nan(interval.share_half_width) if interval else None,
+                clear=clear,
+                labelled_trials=len(pairs),
             )
         )
     return out
+
+
+def _none_if_nan(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _finite(value: Any) -> bool:
@@ -201,8 +278,34 @@ def judge(stats: ConfigStats, floor: float = DEFAULT_FLOOR) -> ConfigAgreement:
         regime_match_rate=(
             stats.regime_matches / stats.regime_pairs if stats.regime_pairs else None
         ),
+        regime_l_half_width=stats.l_half_width,
+        regime_share_half_width=stats.share_half_width,
+        regime_clear=stats.clear,
         stop_reasons=stats.stop_reasons,
     )
+
+
+@dataclass
+class _LabelCounts:
+    """Trial counts behind the v2 regime numbers (module docstring)."""
+
+    clear: int = 0
+    clear_matches: int = 0
+    clear_boundary: int = 0
+    boundary: int = 0
+    unconverged: int = 0
+
+    def add(self, stats: ConfigStats) -> None:
+        trials = stats.labelled_trials
+        is_boundary = stats.regime_empirical == classifier.BOUNDARY
+        if is_boundary:
+            self.boundary += trials
+        if not stats.converged:
+            self.unconverged += trials
+        elif stats.clear:
+            self.clear += trials
+            self.clear_matches += stats.regime_matches
+            self.clear_boundary += trials if is_boundary else 0
 
 
 def _fraction(numerator: int, denominator: int) -> float | None:
@@ -267,29 +370,34 @@ def agreement_report(
     floor: float = DEFAULT_FLOOR,
     worst: int = DEFAULT_WORST,
     target: float = TARGET_FRACTION,
+    classifier_version: str = classifier.CLASSIFIER_VERSION,
 ) -> AgreementReport:
-    """The report of one sweep's records (rules in the module docstring)."""
-    rows = [judge(stats, floor) for stats in config_stats(records)]
+    """The report of one sweep's records (rules in the module docstring); regime labels
+    under ``classifier_version`` (ValueError for an unknown one)."""
+    version = classifier.check_version(classifier_version)
+    all_stats = config_stats(records, version)
+    rows = [judge(stats, floor) for stats in all_stats]
     counts = Counter(row.verdict for row in rows)
     compared = counts["agree"] + counts["disagree"]
     with_sem = sum(1 for row in rows if row.inside_95 is not None)
     inside_all = sum(1 for row in rows if row.inside_95)
-    pairs = [
-        (r["regime_theory"], r["regime_empirical"])
-        for r in records
-        if r.get("regime_theory") and r.get("regime_empirical")
-    ]
     fraction = _fraction(counts["agree"], compared)
+    v2 = version == classifier.CLASSIFIER_V2
+    totals = _LabelCounts()
     per_regime = []
     notes = []
     for regime in REGIMES:
         members = [row for row in rows if row.regime_theory == regime]
         if not members:
             continue
+        member_stats = [s for s in all_stats if s.regime_theory == regime]
+        labels = _LabelCounts()
+        for stats in member_stats:
+            labels.add(stats)
+            totals.add(stats)
         regime_counts = Counter(row.verdict for row in members)
         regime_compared = regime_counts["agree"] + regime_counts["disagree"]
         regime_fraction = _fraction(regime_counts["agree"], regime_compared)
-        regime_pairs = [(t, e) for t, e in pairs if t == regime]
         note = None
         if (regime_fraction is not None and regime_fraction < target) or regime_counts[
             "not_converged"
@@ -306,11 +414,18 @@ def agreement_report(
                 stopping_rule=regime_counts["stopping_rule"],
                 not_converged=regime_counts["not_converged"],
                 regime_agreement_rate=_fraction(
-                    sum(1 for t, e in regime_pairs if t == e), len(regime_pairs)
+                    sum(s.regime_matches for s in member_stats),
+                    sum(s.regime_pairs for s in member_stats),
                 ),
+                clear_trials=labels.clear if v2 else None,
+                clear_agreement_rate=_fraction(labels.clear_matches, labels.clear) if v2 else None,
+                boundary_trials=labels.boundary if v2 else None,
                 note=note,
             )
         )
+    for stats in all_stats:
+        if stats.regime_theory not in REGIMES:
+            totals.add(stats)
     if counts["stopping_rule"]:
         notes.append(
             f"{counts['stopping_rule']} configs have theory and simulation below {floor:g}: "
@@ -332,7 +447,19 @@ def agreement_report(
         fraction_inside_all=_fraction(inside_all, with_sem),
         target_fraction=target,
         meets_target=None if fraction is None else fraction >= target,
-        regime_agreement_rate=_fraction(sum(1 for t, e in pairs if t == e), len(pairs)),
+        regime_agreement_rate=_fraction(
+            sum(s.regime_matches for s in all_stats), sum(s.regime_pairs for s in all_stats)
+        ),
+        classifier=version,
+        regime_labelled_trials=sum(s.labelled_trials for s in all_stats),
+        regime_clear_trials=totals.clear if v2 else None,
+        regime_clear_agreement_rate=_fraction(totals.clear_matches, totals.clear) if v2 else None,
+        regime_clear_boundary=totals.clear_boundary if v2 else None,
+        regime_clear_wrong=(
+            totals.clear - totals.clear_matches - totals.clear_boundary if v2 else None
+        ),
+        regime_boundary_trials=totals.boundary if v2 else None,
+        regime_unconverged_trials=totals.unconverged if v2 else None,
         counts={verdict: counts[verdict] for verdict in sorted(counts)},
         floor=floor,
         per_regime=per_regime,
@@ -348,6 +475,7 @@ def sweep_report(
     *,
     floor: float = DEFAULT_FLOOR,
     worst: int = DEFAULT_WORST,
+    classifier_version: str = classifier.CLASSIFIER_VERSION,
 ) -> AgreementReport:
     """The agreement report of a stored sweep (404 unknown, 409 no simulation results)."""
     from service.store import figures as figure_store
@@ -362,4 +490,5 @@ def sweep_report(
         workload=sweep.workload,
         floor=floor,
         worst=worst,
+        classifier_version=classifier_version,
     )

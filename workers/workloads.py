@@ -450,7 +450,8 @@ WORKLOADS: dict[str, Workload] = {
     for workload in (
         DLNFinetune(
             name="dln_finetune",
-            evaluator_version="dln-finetune-1",
+            # 2: regimes-v2 labels and the empirical label at the representative group
+            evaluator_version="dln-finetune-2",
             group_fields=("D", "alpha", "n_test", "alpha_pt"),
             varying_within_group=("c_pt", "lambda_pt", "gamma_ft", "readout_convention"),
         ),

@@ -199,8 +199,27 @@ def plan_text(plan: SweepPlan) -> str:
     return "\n".join(lines)
 
 
+def _clear_cell(rate: float | None, trials: int | None) -> str:
+    if trials is None:
+        return "-"
+    return f"{_num(rate, '{:.0%}')}/{trials}"
+
+
 def _num(value: float | None, fmt: str = "{:.4g}") -> str:
     return "-" if value is None else fmt.format(value)
+
+
+def _clear_lines(report: AgreementReport) -> list[str]:
+    """The regimes-v2 line: agreement among trials clear of the thresholds, boundary."""
+    if report.regime_clear_trials is None:
+        return []
+    return [
+        f"  clear of every threshold by more than the seeds' 95% half-widths (converged): "
+        f"{_num(report.regime_clear_agreement_rate, '{:.1%}')} of {report.regime_clear_trials}"
+        f" trials agree, {report.regime_clear_boundary} boundary, {report.regime_clear_wrong}"
+        f" wrong; labelled boundary overall: {report.regime_boundary_trials}; in unconverged "
+        f"configs: {report.regime_unconverged_trials}"
+    ]
 
 
 def report_text(report: AgreementReport) -> str:
@@ -212,18 +231,23 @@ def report_text(report: AgreementReport) -> str:
         f"(target {report.target_fraction:.0%}: "
         f"{'met' if report.meets_target else 'NOT met'}); over every config with an SEM: "
         f"{_num(report.fraction_inside_all, '{:.1%}')}",
-        f"regime agreement (measured label = theory label, per trial): "
-        f"{_num(report.regime_agreement_rate, '{:.1%}')}",
+        f"regime agreement (classifier {report.classifier}; measured label = theory label, "
+        f"per trial): {_num(report.regime_agreement_rate, '{:.1%}')} of "
+        f"{report.regime_labelled_trials}",
+        *_clear_lines(report),
         "verdicts: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()),
         "",
-        "regime  configs  compared  inside  fraction  stop-rule  unconverged  label-agree",
+        "regime  configs  compared  inside  fraction  stop-rule  unconverged  label-agree"
+        "  clear-agree  boundary",
     ]
     for row in report.per_regime:
         lines.append(
             f"{row.regime:>6}  {row.configs:>7}  {row.compared:>8}  "
             f"{row.inside_95:>6}  {_num(row.fraction_inside, '{:>8.1%}'):>8}  "
             f"{row.stopping_rule:>9}  {row.not_converged:>11}  "
-            f"{_num(row.regime_agreement_rate, '{:.1%}'):>11}"
+            f"{_num(row.regime_agreement_rate, '{:.1%}'):>11}  "
+            f"{_clear_cell(row.clear_agreement_rate, row.clear_trials):>11}  "
+            f"{'-' if row.boundary_trials is None else row.boundary_trials:>8}"
         )
     if report.worst:
         lines += ["", "worst configs (largest |z|):"]

@@ -152,11 +152,14 @@ def report_command(
     sweep_id: SweepId,
     floor: Annotated[float, typer.Option(help="stopping-rule floor on E_gen")] = 1e-2,
     worst: Annotated[int, typer.Option(help="how many worst configs to list")] = 10,
+    classifier: Annotated[
+        str, typer.Option(help="regime classifier: regimes-v2 (default) or regimes-v1")
+    ] = "regimes-v2",
     url: Url = None,
     api_key: ApiKey = None,
     as_json: Json = False,
 ) -> None:
     """Theory vs simulation agreement of a sweep: 95% coverage, per regime, worst configs."""
     with open_client(url, api_key=api_key) as client:
-        report = client.report(sweep_id, floor=floor, worst=worst)
+        report = client.report(sweep_id, floor=floor, worst=worst, classifier=classifier)
     emit(report.model_dump_json(indent=2) if as_json else render.report_text(report))

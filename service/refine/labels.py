@@ -11,8 +11,9 @@ is ignored when cells are compared.
 
 With ``diagnostics`` (regime labels only) a point also carries the mean (ℓ-order, PD)
 the label was classified from, and :func:`comparator` lets a cell count as mixed when
-the ranges of (ℓ, PD) over its points could hold another regime under the classifier's
-thresholds (``workers.theory.regimes.classify``), although its points agree: small
+the ranges of (ℓ, PD) over its points could hold another regime under the default
+classifier's thresholds (``workers.theory.regimes.possible_labels``: the box in (ℓ, PD)
+for regimes-v1, in (ℓ, p = PD/(1 − ℓ)) for regimes-v2), although its points agree: small
 islands of a regime between grid points (regime I near λ_PT = −1) are found that way.
 """
 
@@ -30,8 +31,6 @@ from service.refine.lattice import Lattice, Point
 from workers.theory import regimes
 
 REGIME_ORDER = ("I", "II", "III", "IV")
-L_CUTS = (regimes.I_L_MAX, regimes.II_L_MIN, regimes.III_L_MIN)
-PD_CUTS = (regimes.II_PD_MAX, regimes.I_PD_MIN)
 # The diagnostics a regime label is classified from.
 DIAGNOSTICS = {
     "regime_theory": ("l_order_theory", "pd_theory"),
@@ -97,25 +96,13 @@ def point_value(
     return PointValue(bucket_names(thresholds)[bisect_right(list(thresholds), mean)])
 
 
-def _candidates(values: list[float], cuts: Sequence[float]) -> set[float]:
-    low, high = min(values), max(values)
-    out = {low, high}
-    for cut in cuts:
-        if low < cut < high:
-            out |= {cut - 1e-9 * max(1.0, abs(cut)), cut + 1e-9 * max(1.0, abs(cut))}
-    return out
-
-
 def regimes_possible(values: list[PointValue]) -> set[str]:
     """Labels met on the points, and every regime the classifier gives somewhere in
-    the rectangle spanned by their (ℓ, PD) (the rectangle's pieces between thresholds)."""
+    the box spanned by their (ℓ, PD) (``workers.theory.regimes.possible_labels``)."""
     found = {v.label for v in values}
-    ells = [v.l_order for v in values if v.l_order is not None]
-    pds = [v.pd for v in values if v.pd is not None]
-    if ells and pds:
-        for ell in _candidates(ells, L_CUTS):
-            for pd in _candidates(pds, PD_CUTS):
-                found.add(regimes.classify(ell, pd))
+    spanned = [(v.l_order, v.pd) for v in values if v.l_order is not None and v.pd is not None]
+    if spanned:
+        found |= regimes.possible_labels([e for e, _ in spanned], [p for _, p in spanned])
     return found
 
 

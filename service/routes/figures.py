@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
 
-from api_schemas.report import AgreementReport
+from api_schemas.report import DEFAULT_CLASSIFIER, AgreementReport, ClassifierVersion
 from service import report as report_service
 from service.deps import ReadableSweep, SessionDep
 from service.figures import FORMATS, KINDS, FigureOptions
@@ -86,11 +86,17 @@ def get_report(
         Query(gt=0, le=1e300, description="E_gen below which the stopping rule sets the error"),
     ] = report_service.DEFAULT_FLOOR,
     worst: Annotated[int, Query(ge=0, le=1000, description="how many worst configs")] = 10,
+    classifier: Annotated[
+        ClassifierVersion,
+        Query(description="regime classifier applied to the stored (ℓ, PD)"),
+    ] = DEFAULT_CLASSIFIER,
 ) -> AgreementReport:
     """Theory vs simulation per config: mean ± SEM, z-score, 95% coverage, regimes."""
     return RENDERINGS.get_or_render(
-        _cache_key(session, sweep_id, ("report", floor, worst)),
-        lambda: report_service.sweep_report(session, sweep_id, floor=floor, worst=worst),
+        _cache_key(session, sweep_id, ("report", floor, worst, classifier)),
+        lambda: report_service.sweep_report(
+            session, sweep_id, floor=floor, worst=worst, classifier_version=classifier
+        ),
     )
 
 

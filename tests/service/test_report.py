@@ -21,6 +21,7 @@ def rec(alpha, sim, theory, *, seed=0, lam=0.0, regime="II", emp="II", stop="los
         "gen_error_theory": sim,
         "regime_theory": regime,
         "regime_empirical": emp,
+        "classifier_version": "regimes-v1",
         "stop_reason": stop,
         "diverged": False,
     }
@@ -51,7 +52,7 @@ def records():
 
 
 def test_config_stats_mean_and_sem() -> None:
-    stats = {s.alpha: s for s in config_stats(records())}
+    stats = {s.alpha: s for s in config_stats(records(), "regimes-v1")}
     assert stats[0.1].n == 3 and stats[0.1].mean == pytest.approx(1.2)
     assert stats[0.1].sem == pytest.approx(0.2 / math.sqrt(3))
     assert stats[0.2].sem == pytest.approx(0.02 / math.sqrt(3))
@@ -61,7 +62,7 @@ def test_config_stats_mean_and_sem() -> None:
 
 
 def test_z_scores_and_verdicts() -> None:
-    rows = {row.alpha: row for row in (judge(s) for s in config_stats(records()))}
+    rows = {row.alpha: row for row in (judge(s) for s in config_stats(records(), "regimes-v1"))}
     assert rows[0.1].z == pytest.approx(math.sqrt(3) / 2) and rows[0.1].inside_95
     assert rows[0.1].verdict == "agree"
     assert rows[0.2].z == pytest.approx(-4 * math.sqrt(3)) and not rows[0.2].inside_95
@@ -73,7 +74,13 @@ def test_z_scores_and_verdicts() -> None:
 
 
 def test_report_totals_regimes_and_worst() -> None:
-    report = agreement_report(records(), sweep_id="s", sweep_name="hand", workload="dln_finetune")
+    report = agreement_report(
+        records(),
+        sweep_id="s",
+        sweep_name="hand",
+        workload="dln_finetune",
+        classifier_version="regimes-v1",
+    )
     assert report.configs == 5
     assert report.counts == {
         "agree": 1,
@@ -123,6 +130,7 @@ def test_report_endpoint(app_client) -> None:
                     gen_error_asymptotic=theory,
                     regime_theory="II",
                     regime_empirical="II" if seed else "IV",
+                    classifier_version="regimes-v1",
                 )
             )
     spec = {"name": "hand-made", "workload": "dln_finetune"}
@@ -131,7 +139,7 @@ def test_report_endpoint(app_client) -> None:
     session.commit()
     session.close()
 
-    body = app_client.get(f"/v1/sweeps/{sweep.id}/report").json()
+    body = app_client.get(f"/v1/sweeps/{sweep.id}/report?classifier=regimes-v1").json()
     assert body["sweep_name"] == "hand-made" and body["configs"] == 2
     assert body["counts"] == {"agree": 1, "disagree": 1}
     assert body["fraction_inside"] == pytest.approx(0.5)

@@ -48,6 +48,7 @@ from workers.theory.regimes import (
     RegimePoint,
     empirical_regime,
     measured_reuse,
+    representative_group,
     theory_regime,
 )
 
@@ -336,6 +337,7 @@ def _outcome(
                 beta_pt=beta_pt_hat,
                 sqrt_k=sqrt_k,
                 init=theory_init(trial.init, options),
+                group=representative_group(trial.task),
             )
         except ValueError:  # beta_sim identically zero: nothing to classify
             emp = None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from workers.nets.training import OptimConfig, batches
-from workers.theory.regimes import classify
+from workers.theory.regimes import CLASSIFIER_V1, classify
 
 EMPIRICAL_CLASSIFIER_VERSION = "nets-emp-1"
 # Relative weight change at which a phase counts as halfway between lazy and rich.
@@ -116,8 +116,9 @@ def empirical_regime(
     """The four-regime label of a fine-tuned network from measured weight changes.
 
     The diagonal network's diagnostics (THEORY.md §4) have no closed form here, so they
-    are replaced by measured stand-ins on the same scales and classified with the same
-    thresholds (``workers.theory.regimes.classify``):
+    are replaced by measured stand-ins on the same scales and classified with the
+    ``regimes-v1`` thresholds (``workers.theory.regimes.classify_v1``; the version
+    ``nets-emp-1`` names this pairing):
 
     - ℓ (1 rich … 2 lazy) from how far the earlier layers move during fine-tuning,
       m_FT = ‖Δθ_early‖/‖θ_early(FT start)‖:  ℓ = 1 + 1/(1 + m_FT/m_ref);
@@ -137,7 +138,7 @@ def empirical_regime(
     ell = 1.0 + 1.0 / (1.0 + ft_movement / MOVEMENT_REF)
     learned = pt_movement / (pt_movement + MOVEMENT_REF)
     pd = -learned * max(0.0, retained)
-    return EmpiricalRegime(classify(ell, pd), ell, pd)
+    return EmpiricalRegime(classify(ell, pd, CLASSIFIER_V1), ell, pd)
 
 
 class CrossEntropyProblem:

@@ -27,8 +27,9 @@ FIGURE_SETTINGS = {
 
 
 def test_version_and_thresholds_are_constants() -> None:
-    assert CLASSIFIER_VERSION == "regimes-v1"
-    assert regimes.I_L_MAX == 1.25 and regimes.III_L_MIN == 1.75
+    assert CLASSIFIER_VERSION == "regimes-v2"
+    assert regimes.I_L_MAX == 1.25 and regimes.III_L_MIN == 1.75  # regimes-v1, kept
+    assert regimes.L_CUT == 1.5 and regimes.P_CUT == 0.5
 
 
 @pytest.mark.parametrize("omega", [0.0, 0.5, 1.0])
