@@ -102,8 +102,9 @@ def test_dispatcher_restart_mid_sweep(database_url, ray_runner) -> None:
         engine = make_engine(database_url)
         factory = make_session_factory(engine)
         first = Dispatcher(factory, settings, ray_runner, owner="first")
-        first.step()  # claims and submits two batches, then "crashes"
-        assert client.get(f"/v1/sweeps/{sweep_id}").json()["counts"]["running"] == 4
+        first.step()  # claims and submits two batches (of whole groups), then "crashes"
+        held = client.get(f"/v1/sweeps/{sweep_id}").json()["counts"]["running"]
+        assert held > 0
         first.stop(release=False)
 
         second = Dispatcher(factory, settings, ray_runner, owner="second")
@@ -117,7 +118,7 @@ def test_dispatcher_restart_mid_sweep(database_url, ray_runner) -> None:
             retried = session.scalar(
                 select(func.count()).select_from(Trial).where(Trial.attempts >= 2)
             )
-            assert retried == 4  # exactly the trials the dead dispatcher held
+            assert retried == held  # exactly the trials the dead dispatcher held
         engine.dispose()
 
 
