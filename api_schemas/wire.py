@@ -36,10 +36,21 @@ class SweepCounts(ReadModel):
     cancelled: int = 0
 
 
+# Progress phases of a trial that a worker is computing now (``SweepRead.executing``).
+# Every batch first reports ``started``; nonlinear workloads then report pretrain |
+# waiting_for_pretraining | finetune | done, ``dln_finetune`` preparing | pretrain |
+# queued_in_batch | finetune | done (``workers.dln.progress``).
+EXECUTING_PHASES = frozenset(
+    {"started", "preparing", "pretrain", "waiting_for_pretraining", "finetune"}
+)
+
+
 class RunningTrial(BaseModel):
-    """A running trial and the latest progress its worker reported (nonlinear workloads:
-    ``phase`` pretrain | waiting_for_pretraining | finetune | done, ``step``, ``steps``,
-    ``epoch``, ``loss``, ``elapsed_s``, ``started_at`` / ``updated_at`` as Unix times)."""
+    """A running trial and the latest progress its worker reported: ``phase`` (every
+    batch: started; nonlinear workloads: pretrain | waiting_for_pretraining | finetune |
+    done; ``dln_finetune``: preparing | pretrain | queued_in_batch | finetune | done),
+    ``step``, ``steps``, ``epoch``, ``loss``, ``stop_reason`` (done), ``elapsed_s``,
+    ``started_at`` / ``updated_at`` as Unix times)."""
 
     trial_id: int
     progress: dict[str, Any] | None = None
@@ -64,7 +75,29 @@ class SweepRead(ReadModel):
     throughput_per_s: float | None = Field(
         default=None, description="trials finished per second since the first one started"
     )
-    eta_s: float | None = Field(default=None, description="estimated seconds to completion")
+    eta_s: float | None = Field(
+        default=None,
+        description=(
+            "estimated seconds to completion: remaining trials over an exponentially "
+            "weighted rate of completions (time constant 300 s), counted down since the "
+            "latest completion (service/scheduling/eta.py)"
+        ),
+    )
+    executing: int | None = Field(
+        default=None,
+        description=(
+            "running trials a worker computes now (their latest progress report is of "
+            "an executing phase); GET of one sweep"
+        ),
+    )
+    queued_in_batch: int | None = Field(
+        default=None,
+        description=(
+            "running trials claimed but not computed now: waiting in Ray's queue, for "
+            "their block inside a batch, or finished inside a batch that still runs "
+            "(running = executing + queued_in_batch); GET of one sweep"
+        ),
+    )
     running: list[RunningTrial] = Field(
         default_factory=list,
         description="running trials with their latest progress (GET of one sweep; first 100)",

@@ -74,8 +74,9 @@ def execute_batch(
     An exception here means the *batch* failed (the dispatcher splits and retries);
     per-trial numerical trouble (divergence, NaN, out of memory, time limit) comes back
     as a flagged outcome.  ``progress(trial_id, payload)`` first receives a ``started``
-    report for every trial, then the reports of workloads that make them.  ``theory_only`` computes just the replica values the
-    batch is asked for (a replica value whose first batch failed, or one lost earlier).
+    report for every trial, then the reports of workloads that make them.
+    ``theory_only`` computes just the replica values the batch is asked for (a replica
+    value whose first batch failed, or one lost earlier).
     """
     pin_threads()
     started = time.perf_counter()

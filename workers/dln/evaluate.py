@@ -32,13 +32,13 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from workers.config import InitParams, TaskStats, validate_alpha
-from workers.dln.progress import BatchProgress, IndexReport
 from workers.dln.pretrain import (
     finetune_start,
     oracle_pretrained_weights,
     pretrain_job,
     pt_init_weights,
 )
+from workers.dln.progress import BatchProgress, IndexReport
 from workers.dln.simulate import (
     DTYPES,
     GDJob,
