@@ -122,6 +122,24 @@ class SweepPage(BaseModel):
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
 
+class PlanBasis(BaseModel):
+    """What ``estimated_cost_s`` rests on.  ``dln_finetune``: ``seconds = c · steps · n · D``
+    per trial with ``c`` fitted on this deployment's stored succeeded trials of the same
+    workload and device type, and steps per sample fitted per setting
+    (``service/scheduling/calibration.py``); other workloads, or no stored result:
+    ``default constants``."""
+
+    source: Literal["calibrated", "default constants"]
+    calibrated_on: int = Field(description="stored results that fitted the time per step")
+    seconds_per_step_dn: float | None = Field(
+        default=None, description="fitted c: seconds per GD step per sample per coordinate"
+    )
+    trials_with_history: int = Field(
+        default=0, description="new trials whose setting had stored results (their steps)"
+    )
+    estimated_steps: int | None = Field(default=None, description="GD steps of the new trials")
+
+
 class SweepPlan(BaseModel):
     """A dry run: what submitting the spec would do."""
 
@@ -131,6 +149,9 @@ class SweepPlan(BaseModel):
     new_count: int
     batch_count: int = Field(description="Ray tasks the new trials would be grouped into")
     estimated_cost_s: float = Field(description="single-core compute estimate for new trials")
+    estimate_basis: PlanBasis | None = Field(
+        default=None, description="what the estimate rests on (calibrated or defaults)"
+    )
     sample_params: list[dict[str, Any]] = Field(description="the first few expanded trials")
 
 

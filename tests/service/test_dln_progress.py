@@ -86,9 +86,7 @@ def test_running_counts_split_into_executing_and_queued(client) -> None:
     # A worker reports one trial training now: it alone is executing.
     trial_id = next(iter(reported))
     now = time.time()
-    runner.board.report(
-        trial_id, {"phase": "finetune", "step": 50, "loss": 0.1, "updated_at": now}
-    )
+    runner.board.report(trial_id, {"phase": "finetune", "step": 50, "loss": 0.1, "updated_at": now})
     poll(dispatcher)
     sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
     assert (sweep["executing"], sweep["queued_in_batch"]) == (1, 3)
