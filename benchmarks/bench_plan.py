@@ -94,6 +94,14 @@ def row(label: str, trials: int, estimate: float, measured: float | None, basis:
     return f"| {label} | {trials} | {estimate:.1f} | {shown} | {ratio} | {source} |"
 
 
+class Table(list):
+    """Rows printed as they come (a full-size sample can take long)."""
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds-calibrate", type=int, default=1)
@@ -111,7 +119,8 @@ def main() -> None:
     upgrade_to_head(url)
     settings = Settings(database_url=url, limits=LimitSettings(max_steps=200_000))
     app = create_app(settings, start_dispatcher=False, migrate=False)
-    lines = ["| run | trials | estimate s | measured s | estimate / measured | basis |"]
+    lines = Table()
+    lines.append("| run | trials | estimate s | measured s | estimate / measured | basis |")
     lines.append("|---|---|---|---|---|---|")
     with TestClient(app) as client:
         reduced = load("exp1.yaml")
@@ -170,7 +179,6 @@ def main() -> None:
                     made["estimate_basis"],
                 )
             )
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -80,6 +80,9 @@ def test_plan_is_calibrated_on_the_stored_results_of_the_workload(client) -> Non
     first = small_finetune_spec(seeds=2)
     before = client.post("/v1/sweeps/plan", json=first).json()
     assert before["estimate_basis"]["source"] == "default constants"
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert "estimate_basis" in schemas["SweepPlan"]["properties"]
+    assert "calibrated_on" in schemas["PlanBasis"]["properties"]
     sweep_id = client.post("/v1/sweeps", json=first).json()["id"]
     app = client.app
     Dispatcher(app.state.session_factory, app.state.settings, InlineRunner()).run_until_idle()
