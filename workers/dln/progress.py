@@ -76,11 +76,11 @@ class BatchProgress:
         self, step: int, training: Mapping[int, float], finished: Mapping[int, tuple]
     ) -> None:
         """A stopping check of the running block (``workers.dln._block.CheckObserver``):
-        ``finished`` maps a job index to its record ``(s-, s+, loss, steps, reason)``."""
+        ``finished`` maps a job index to its record ``(s-, s+, loss, steps, reason, state)``."""
         for index, record in finished.items():
             self._finished.add(index)
             self._training.discard(index)
-            _, _, loss, steps, reason = record
+            _, _, loss, steps, reason, _ = record
             self._send(index, "done", step=int(steps), loss=_finite(loss), stop_reason=reason)
         now = time.monotonic()
         fresh = [index for index in training if index not in self._training]
