@@ -65,7 +65,7 @@ def test_running_reports_are_throttled() -> None:
     board.observe(0, {0: 1.0, 1: 1.0}, {})
     board.observe(50, {0: 0.5, 1: 0.5}, {})  # not due, nobody new: nothing sent
     assert sent == [0, 1]
-    board.observe(100, {1: 0.1}, {0: (None, None, 0.01, 100, "max_steps")})
+    board.observe(100, {1: 0.1}, {0: (None, None, 0.01, 100, "max_steps", None)})
     assert sent == [0, 1, 0]  # a finished column is always reported
 
 
