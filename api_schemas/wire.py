@@ -36,10 +36,21 @@ class SweepCounts(ReadModel):
     cancelled: int = 0
 
 
+# Progress phases of a trial that a worker is computing now (``SweepRead.executing``).
+# Every batch first reports ``started``; nonlinear workloads then report pretrain |
+# waiting_for_pretraining | finetune | done, ``dln_finetune`` preparing | pretrain |
+# queued_in_batch | finetune | done (``workers.dln.progress``).
+EXECUTING_PHASES = frozenset(
+    {"started", "preparing", "pretrain", "waiting_for_pretraining", "finetune"}
+)
+
+
 class RunningTrial(BaseModel):
-    """A running trial and the latest progress its worker reported (nonlinear workloads:
-    ``phase`` pretrain | waiting_for_pretraining | finetune | done, ``step``, ``steps``,
-    ``epoch``, ``loss``, ``elapsed_s``, ``started_at`` / ``updated_at`` as Unix times)."""
+    """A running trial and the latest progress its worker reported: ``phase`` (every
+    batch: started; nonlinear workloads: pretrain | waiting_for_pretraining | finetune |
+    done; ``dln_finetune``: preparing | pretrain | queued_in_batch | finetune | done),
+    ``step``, ``steps``, ``epoch``, ``loss``, ``stop_reason`` (done), ``elapsed_s``,
+    ``started_at`` / ``updated_at`` as Unix times)."""
 
     trial_id: int
     progress: dict[str, Any] | None = None
@@ -74,7 +85,29 @@ class SweepRead(ReadModel):
     throughput_per_s: float | None = Field(
         default=None, description="trials finished per second since the first one started"
     )
-    eta_s: float | None = Field(default=None, description="estimated seconds to completion")
+    eta_s: float | None = Field(
+        default=None,
+        description=(
+            "estimated seconds to completion: remaining trials over an exponentially "
+            "weighted rate of completions (time constant 300 s), counted down since the "
+            "latest completion (service/scheduling/eta.py)"
+        ),
+    )
+    executing: int | None = Field(
+        default=None,
+        description=(
+            "running trials a worker computes now (their latest progress report is of "
+            "an executing phase); GET of one sweep"
+        ),
+    )
+    queued_in_batch: int | None = Field(
+        default=None,
+        description=(
+            "running trials claimed but not computed now: waiting in Ray's queue, for "
+            "their block inside a batch, or finished inside a batch that still runs "
+            "(running = executing + queued_in_batch); GET of one sweep"
+        ),
+    )
     running: list[RunningTrial] = Field(
         default_factory=list,
         description="running trials with their latest progress (GET of one sweep; first 100)",
@@ -103,6 +136,24 @@ class SweepPage(BaseModel):
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for more")
 
 
+class PlanBasis(BaseModel):
+    """What ``estimated_cost_s`` rests on.  ``dln_finetune``: ``seconds = c · steps · n · D``
+    per trial with ``c`` fitted on this deployment's stored succeeded trials of the same
+    workload and device type, and steps per sample fitted per setting
+    (``service/scheduling/calibration.py``); other workloads, or no stored result:
+    ``default constants``."""
+
+    source: Literal["calibrated", "default constants"]
+    calibrated_on: int = Field(description="stored results that fitted the time per step")
+    seconds_per_step_dn: float | None = Field(
+        default=None, description="fitted c: seconds per GD step per sample per coordinate"
+    )
+    trials_with_history: int = Field(
+        default=0, description="new trials whose setting had stored results (their steps)"
+    )
+    estimated_steps: int | None = Field(default=None, description="GD steps of the new trials")
+
+
 class SweepPlan(BaseModel):
     """A dry run: what submitting the spec would do."""
 
@@ -112,6 +163,9 @@ class SweepPlan(BaseModel):
     new_count: int
     batch_count: int = Field(description="Ray tasks the new trials would be grouped into")
     estimated_cost_s: float = Field(description="single-core compute estimate for new trials")
+    estimate_basis: PlanBasis | None = Field(
+        default=None, description="what the estimate rests on (calibrated or defaults)"
+    )
     sample_params: list[dict[str, Any]] = Field(description="the first few expanded trials")
     skipped: list[SkippedSettingRead] = Field(
         default_factory=list, description="settings left out (on_invalid: skip), with why"

@@ -24,14 +24,25 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def counts_text(sweep: SweepRead) -> str:
+    """``ok 12 run 7 queued 49 wait 0 fail 0``: ``run`` counts the trials a worker
+    computes now and ``queued`` the claimed ones waiting in their batch or in Ray's queue
+    (``SweepRead.executing`` / ``queued_in_batch``); a server that does not say gives
+    every running trial as ``run``."""
+    counts = sweep.counts
+    if sweep.executing is None or sweep.queued_in_batch is None:
+        running = f"run {counts.running}"
+    else:
+        running = f"run {sweep.executing} queued {sweep.queued_in_batch}"
+    return f"ok {counts.succeeded} {running} wait {counts.pending} fail {counts.failed}"
+
+
 def progress_text(sweep: SweepRead, elapsed_s: float | None = None) -> str:
-    """``100.0% 12/12 · ok 12 run 0 wait 0 fail 0 · 3.1 trials/s · eta 0:00 · succeeded``."""
+    """``100.0% 12/12 · ok 12 run 0 queued 0 wait 0 fail 0 · 3.1 trials/s · eta 0:00 ·
+    succeeded``."""
     counts = sweep.counts
     done = counts.succeeded + counts.failed + counts.cancelled
-    parts = [
-        f"{sweep.progress * 100:5.1f}% {done}/{sweep.trial_count}",
-        f"ok {counts.succeeded} run {counts.running} wait {counts.pending} fail {counts.failed}",
-    ]
+    parts = [f"{sweep.progress * 100:5.1f}% {done}/{sweep.trial_count}", counts_text(sweep)]
     if sweep.throughput_per_s:
         parts.append(f"{sweep.throughput_per_s:.1f} trials/s")
     if sweep.status in FINAL_STATUSES:

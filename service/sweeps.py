@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import TrialStatus
-from api_schemas.wire import SkippedSettingRead, SweepPlan, SweepRead
+from api_schemas.wire import PlanBasis, SkippedSettingRead, SweepPlan, SweepRead
 from service.auth import policy, quotas
 from service.auth.principal import Principal
 from service.errors import IdempotencyConflict, SpecRejected
 from service.expand import expand_with_skips, parameter_origin, spec_hash
+from service.scheduling.calibration import estimate_cost
 from service.settings import Settings
+from service.store import calibration as calibration_store
 from service.store import rounds
 from service.store import sweeps as sweep_store
 from service.store import users as user_store
@@ -99,7 +101,7 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
     if workload.max_batch_size:
         batch_size = min(batch_size, workload.max_batch_size)
     batches = sum(-(-count // batch_size) for count in batch_sizes.values())
-    cost = sum(workload.cost_per_trial_s(trial.params, trial.execution) for trial in new)
+    cost, basis = _estimate(session, spec.workload, new)
     sample = [dict(trial.params, seed=trial.seed) for trial in planned[:5]]
     return SweepPlan(
         workload=spec.workload,
@@ -108,6 +110,7 @@ def plan_sweep(session: Session, spec: SweepSpec, settings: Settings) -> SweepPl
         new_count=len(new),
         batch_count=batches,
         estimated_cost_s=cost,
+        estimate_basis=basis,
         sample_params=sample,
         skipped=skipped_reads(skipped),
     )
@@ -125,6 +128,29 @@ def skipped_reads(skipped: list[SkippedSetting]) -> list[SkippedSettingRead]:
         )
         for item in skipped
     ]
+
+
+CALIBRATED_WORKLOADS = frozenset({"dln_finetune"})
+
+
+def _estimate(
+    session: Session, workload_name: str, new: list[PlannedTrial]
+) -> tuple[float, PlanBasis]:
+    """One-core seconds of the new trials: calibrated on stored results for
+    ``dln_finetune`` (``service.scheduling.calibration``), else the workload's constants."""
+    if workload_name in CALIBRATED_WORKLOADS:
+        rows = calibration_store.calibration_rows(session, workload_name)
+        estimate = estimate_cost([(t.params, t.execution) for t in new], rows)
+        return estimate.seconds, PlanBasis(
+            source=estimate.basis,
+            calibrated_on=estimate.calibrated_on,
+            seconds_per_step_dn=estimate.seconds_per_step_dn,
+            trials_with_history=estimate.trials_with_history,
+            estimated_steps=estimate.estimated_steps,
+        )
+    workload = WORKLOADS[workload_name]
+    cost = sum(workload.cost_per_trial_s(trial.params, trial.execution) for trial in new)
+    return cost, PlanBasis(source="default constants", calibrated_on=0)
 
 
 _REVIVABLE = (TrialStatus.FAILED, TrialStatus.CANCELLED)

@@ -73,13 +73,16 @@ def execute_batch(
 
     An exception here means the *batch* failed (the dispatcher splits and retries);
     per-trial numerical trouble (divergence, NaN, out of memory, time limit) comes back
-    as a flagged outcome.  ``progress(trial_id, payload)`` receives progress reports of
-    workloads that make them.  ``theory_only`` computes just the replica values the
-    batch is asked for (a replica value whose first batch failed, or one lost earlier).
+    as a flagged outcome.  ``progress(trial_id, payload)`` first receives a ``started``
+    report for every trial, then the reports of workloads that make them.
+    ``theory_only`` computes just the replica values the batch is asked for (a replica
+    value whose first batch failed, or one lost earlier).
     """
     pin_threads()
     started = time.perf_counter()
     spec = WORKLOADS[workload]
+    if progress is not None and not theory_only:
+        report_started(progress, trials)
     if theory_only:
         output = spec.theory_only(trials, theory_wanted)
     else:
@@ -93,6 +96,17 @@ def execute_batch(
     output.outcomes = tuple(stamped)
     output.wall_time_s = time.perf_counter() - started
     return output
+
+
+def report_started(progress: ProgressFn, trials: Sequence[ClaimedTrial]) -> None:
+    """Tell the board that a worker computes these trials now (phase ``started``), for
+    every workload; those that report more (nets, ``dln_finetune``) refine it per trial."""
+    now = time.time()
+    for trial in trials:
+        try:
+            progress(trial.trial_id, {"phase": "started", "started_at": now, "updated_at": now})
+        except Exception:  # noqa: BLE001 - progress is best effort, never fatal
+            return
 
 
 def ray_progress_reporter(actor_name: str) -> ProgressFn | None:
@@ -119,7 +133,7 @@ def execute_batch_on_ray(
 ) -> BatchOutput:
     """``execute_batch`` inside a Ray worker, reporting progress to ``progress_actor``."""
     progress = None
-    if progress_actor and WORKLOADS[workload].accepts_progress and not theory_only:
+    if progress_actor and not theory_only:
         progress = ray_progress_reporter(progress_actor)
     return execute_batch(workload, trials, theory_wanted, progress, theory_only=theory_only)
 

@@ -283,7 +283,11 @@ class DLNTheory(_DLNWorkload):
 
 @dataclass(frozen=True)
 class DLNFinetune(_DLNWorkload):
-    """GD simulation of PT → FT plus the finite-sample theory per trial (THEORY.md §1–2)."""
+    """GD simulation of PT → FT plus the finite-sample theory per trial (THEORY.md §1–2).
+
+    Reports per-trial progress (phase, step, loss: ``workers.dln.progress``)."""
+
+    accepts_progress: bool = True
 
     def run(
         self,
@@ -316,7 +320,14 @@ class DLNFinetune(_DLNWorkload):
                     n_test=int(trial.params.get("n_test", 1000)),
                 )
             )
-        results = evaluate_finetune_batch(finetune_trials, options)
+        report = None
+        if progress is not None:
+            ids = [trial.trial_id for trial in trials]
+
+            def report(index: int, payload: dict[str, Any]) -> None:
+                progress(ids[index], payload)
+
+        results = evaluate_finetune_batch(finetune_trials, options, report)
         outcomes = tuple(TrialOutcome.from_metrics(result.to_record()) for result in results)
         theory = self.theory_only(trials, theory_wanted).theory if theory_wanted else {}
         return BatchOutput(

@@ -22,7 +22,7 @@ from rich.progress import (
 
 from api_schemas.wire import SweepRead
 from finetune_sweeps import PlainProgress
-from finetune_sweeps.progress import FINAL_STATUSES, format_duration
+from finetune_sweeps.progress import FINAL_STATUSES, counts_text, format_duration
 from service.cli.app import stderr_console
 
 
@@ -67,7 +67,7 @@ class SweepProgress:
             self.task,
             total=max(sweep.trial_count, 1),
             completed=done if sweep.trial_count else 1,
-            counts=f"ok {counts.succeeded} run {counts.running} fail {counts.failed}",
+            counts=counts_text(sweep),
             rate=f"{sweep.throughput_per_s:.1f}/s" if sweep.throughput_per_s else "",
             eta=sweep.status if final else f"eta {format_duration(sweep.eta_s)}",
         )

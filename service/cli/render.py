@@ -183,8 +183,19 @@ def plan_text(plan: SweepPlan) -> str:
         f"workload        {plan.workload}",
         f"trials          {plan.trial_count} ({plan.new_count} new, {plan.cached_count} cached)",
         f"Ray batches     {plan.batch_count}",
-        f"estimated cost  {plan.estimated_cost_s:.3g} s of one core",
+        f"estimated cost  {plan.estimated_cost_s:.3g} s of one core "
+        f"({format_duration(plan.estimated_cost_s)})",
     ]
+    basis = plan.estimate_basis
+    if basis is not None:
+        if basis.source == "calibrated":
+            lines.append(
+                f"estimate basis  calibrated on {basis.calibrated_on} stored results "
+                f"({basis.trials_with_history} of {plan.new_count} new trials with a "
+                "stored setting)"
+            )
+        else:
+            lines.append("estimate basis  default constants (no stored results to calibrate on)")
     samples = plan.sample_params
     if samples:
         fixed = {k: v for k, v in samples[0].items() if all(s.get(k) == v for s in samples)}

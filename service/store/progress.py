@@ -8,12 +8,14 @@ running, this lease owner), so a finished trial's row is never changed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from service.store import transitions
+from service.store.clock import as_utc
 from service.store.models import SweepTrial, Trial
 
 RUNNING_SHOWN = 100
@@ -66,3 +68,57 @@ def next_pending_trial(session: Session) -> tuple[str, dict[str, Any], dict[str,
         .limit(1)
     ).first()
     return None if row is None else (row.workload, dict(row.params), dict(row.execution))
+
+
+COMPLETIONS_READ = 5000
+
+
+def completion_times(
+    session: Session, sweep_id: str, limit: int = COMPLETIONS_READ
+) -> list[datetime]:
+    """When the sweep's computed trials (succeeded or failed, not cache hits) finished,
+    the newest ``limit`` of them (for the smoothed rate, ``service.scheduling.eta``)."""
+    rows = session.scalars(
+        select(Trial.finished_at)
+        .join(SweepTrial, SweepTrial.trial_id == Trial.id)
+        .where(
+            SweepTrial.sweep_id == sweep_id,
+            SweepTrial.cached.is_(False),
+            Trial.status.in_((transitions.SUCCEEDED, transitions.FAILED)),
+            Trial.finished_at.is_not(None),
+        )
+        .order_by(Trial.finished_at.desc())
+        .limit(limit)
+    )
+    return [as_utc(moment) for moment in rows]
+
+
+def running_phases(
+    session: Session, sweep_id: str, executing_phases: frozenset[str]
+) -> tuple[int, int]:
+    """(executing, waiting) among the sweep's running trials.
+
+    Executing: the latest report of the current claim (sent after the claim's
+    ``started_at``; an older one is from an earlier attempt) names a phase in
+    ``executing_phases``.  Waiting: the rest of the running trials: claimed and in
+    flight but not computed now (in Ray's queue, waiting for their block inside a batch,
+    or finished inside a batch that still runs).
+    """
+    rows = session.execute(
+        select(Trial.progress, Trial.started_at)
+        .join(SweepTrial, SweepTrial.trial_id == Trial.id)
+        .where(SweepTrial.sweep_id == sweep_id, Trial.status == transitions.RUNNING)
+    )
+    executing = waiting = 0
+    for progress, started in rows:
+        current = False
+        if progress and progress.get("phase") in executing_phases:
+            claimed = as_utc(started).timestamp() if started is not None else 0.0
+            current = float(progress.get("updated_at") or 0.0) >= claimed - CLOCK_SKEW_S
+        executing += current
+        waiting += not current
+    return executing, waiting
+
+
+# Workers and the dispatcher may run on different hosts.
+CLOCK_SKEW_S = 1.0

@@ -20,6 +20,7 @@ from api_schemas.refine import RefineProgress
 from api_schemas.spec import SweepSpec
 from api_schemas.statuses import SweepStatus
 from api_schemas.wire import (
+    EXECUTING_PHASES,
     RunningTrial,
     SkippedSettingRead,
     SweepCounts,
@@ -29,13 +30,19 @@ from api_schemas.wire import (
     TrialRead,
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
+from service.scheduling.eta import estimate as eta_estimate
 from service.scheduling.fair_share import claim_rank
 from service.store import claims, events, rounds, transitions
 from service.store import sweep_listing as listing
 from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
-from service.store.progress import running_progress
+from service.store.progress import (
+    COMPLETIONS_READ,
+    completion_times,
+    running_phases,
+    running_progress,
+)
 from workers.records import PlannedTrial, SkippedSetting
 
 MAX_OFFSET = listing.MAX_OFFSET
@@ -207,18 +214,23 @@ def _to_read(
         first_start, last_finish = _as_utc(first_start), _as_utc(last_finish)
         computed = done - sweep.cached_count
         if first_start is not None and computed > 0:
-            end = last_finish if done == total and last_finish else transitions.utcnow()
+            now = transitions.utcnow()
+            end = last_finish if done == total and last_finish else now
             elapsed = max((end - first_start).total_seconds(), 1e-6)
             throughput = computed / elapsed
-            eta = (total - done) / throughput if throughput > 0 else None
+            eta = _smoothed_eta(session, sweep.id, first_start, total - done, now)
         if done == total and not (refine and refine.refining):
             finished_at = last_finish
     running = []
-    if with_spec and counts.get(transitions.RUNNING):
-        running = [
-            RunningTrial(trial_id=trial_id, progress=progress)
-            for trial_id, progress in running_progress(session, sweep.id)
-        ]
+    executing = queued = None
+    if with_spec:
+        executing, queued = 0, 0
+        if counts.get(transitions.RUNNING):
+            running = [
+                RunningTrial(trial_id=trial_id, progress=progress)
+                for trial_id, progress in running_progress(session, sweep.id)
+            ]
+            executing, queued = running_phases(session, sweep.id, EXECUTING_PHASES)
     return SweepRead(
         id=sweep.id,
         name=sweep.name,
@@ -235,6 +247,8 @@ def _to_read(
         progress=(done / total) if total else 1.0,
         throughput_per_s=throughput,
         eta_s=eta,
+        executing=executing,
+        queued_in_batch=queued,
         running=running,
         spec=SweepSpec.model_validate(sweep.spec) if with_spec else None,
         refine=refine,
@@ -243,6 +257,21 @@ def _to_read(
         if with_spec
         else [],
     )
+
+
+def _smoothed_eta(
+    session: Session, sweep_id: str, first_start: datetime, remaining: int, now: datetime
+) -> float | None:
+    """The ETA from the exponentially weighted completion rate (``scheduling.eta``).
+
+    Only the newest ``COMPLETIONS_READ`` completions are read; when there are more, the
+    window starts at the oldest of them (older ones weigh ``exp(-age/tau)``, nothing)."""
+    times = [moment.timestamp() for moment in completion_times(session, sweep_id)]
+    start = first_start.timestamp()
+    if len(times) >= COMPLETIONS_READ:
+        start = min(times)
+        times = [moment for moment in times if moment > start]
+    return eta_estimate(times, start, remaining, now.timestamp()).eta_s
 
 
 def _refine_progress(sweep: Sweep) -> RefineProgress | None:

@@ -91,3 +91,19 @@ def test_columns_keep_their_types_through_missing_values() -> None:
     assert table.column("regime_theory").to_pylist() == ["IV", None]
     assert pa.types.is_timestamp(table.schema.field("finished_at").type)
     assert results[:1].to_pandas().shape[0] == 1 and len(ResultSet(()).to_pandas()) == 0
+
+
+def test_the_progress_line_counts_executing_and_queued_trials_apart() -> None:
+    """``run`` is what a worker computes now; claimed trials waiting are ``queued``."""
+    from api_schemas.wire import SweepRead
+    from finetune_sweeps.progress import progress_text
+
+    base = {
+        "id": "s", "name": "n", "workload": "dln_finetune", "submitter": "me", "priority": 0,
+        "tags": [], "status": "running", "created_at": "2026-01-01T00:00:00Z",
+        "trial_count": 70, "cached_count": 0, "progress": 0.2, "eta_s": 65.0,
+        "counts": {"pending": 0, "running": 56, "succeeded": 14},
+    }
+    line = progress_text(SweepRead.model_validate(base | {"executing": 7, "queued_in_batch": 49}))
+    assert "ok 14 run 7 queued 49 wait 0 fail 0" in line and "eta 1:05" in line
+    assert "ok 14 run 56 wait 0" in progress_text(SweepRead.model_validate(base))

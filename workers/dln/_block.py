@@ -22,7 +22,7 @@ fewer flops; the residual, needed only for the loss, is formed at the checks).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 # (s-, s+, train loss, steps, stop reason, state to continue from or None)
 RawRecord = tuple[np.ndarray, np.ndarray, float, int, str, "GDState | None"]
+# Called at every stopping check: (step, {job index: train loss} of the columns still
+# training, {job index: record} of the columns that finished at this check).
+CheckObserver = Callable[[int, dict[int, float], dict[int, RawRecord]], None]
 
 
 def pathway_factors_start(job: GDJob) -> tuple[np.ndarray, np.ndarray]:
@@ -68,8 +71,10 @@ class BlockRun:
         options: GDOptions,
         dtype: torch.dtype,
         device: torch.device,
+        observer: CheckObserver | None = None,
     ) -> None:
         self.options = options
+        self.observer = observer
         n, D = jobs[block[0][0]].X.shape
         G, m = len(block), max(len(members) for members in block)
         self.scale = 2.0 * options.lr / n
@@ -204,6 +209,7 @@ class BlockRun:
             (np.full_like(converged, final), "max_steps"),
         )
         done = np.zeros_like(converged)
+        finished: dict[int, RawRecord] = {}
         for mask, reason in reasons:
             newly = self.active & mask & ~done
             for g, col in zip(*np.nonzero(newly), strict=True):
@@ -220,19 +226,29 @@ class BlockRun:
                         if prev is None
                         else prev[g, :, col].double().cpu().numpy().copy(),
                     )
-                self._freeze(int(g), int(col), float(loss[g, col]), step, reason, state)
+                index = self._freeze(int(g), int(col), float(loss[g, col]), step, reason, state)
+                finished[index] = self.records[index]
             done |= newly
         self.active &= ~done
+        if self.observer is not None:
+            training = {
+                int(self.owner[g, col]): float(loss[g, col])
+                for g, col in zip(*np.nonzero(self.active), strict=True)
+            }
+            self.observer(step, training, finished)
         if done.any():
             self._maybe_compact()
 
     def _freeze(
         self, g: int, col: int, loss: float, step: int, reason: str, state: GDState | None
-    ) -> None:
-        """Copy a finished column out and zero it (zero is a fixed point of the update)."""
+    ) -> int:
+        """Copy a finished column out and zero it (zero is a fixed point of the update);
+        returns its job index."""
         S = self.S[:, g, :, col].double().cpu().numpy().copy()  # not a view: zeroed next
-        self.records[int(self.owner[g, col])] = (S[0], S[1], loss, step, reason, state)
+        index = int(self.owner[g, col])
+        self.records[index] = (S[0], S[1], loss, step, reason, state)
         self.S[:, g, :, col] = 0.0
+        return index
 
     def _maybe_compact(self) -> None:
         """Drop finished datasets/columns once less than half of the block is active."""

@@ -11,8 +11,15 @@
    implicit-bias prediction on the same ``(X, y)`` (THEORY.md §2), the theory regime of
    ``(task, init)`` and the empirical regime of the trained network (THEORY.md §4).
 
-Records are JSON-safe (NaN/inf -> ``None``); ``wall_time_s`` is the batch's wall time
-divided evenly among its trials.
+Records are JSON-safe (NaN/inf -> ``None``).  ``wall_time_s`` is the trial's share of
+the batch's measured wall time ``T`` in proportion to its gradient-descent work:
+
+    wall_time_s_i = T * w_i / sum_j w_j,   w_i = max(steps_i, 1) * n_i * D_i
+
+(a step of one column costs ``~4 n D`` flops in the residual form, ``n = round(alpha D)``),
+so a 50-step run shows 1/500 of the time of a 25,000-step run of the same shape, and the
+shares add up to the batch's time.  The shared work (datasets, pretraining, the theory
+solves) is spread the same way.  Progress reports per trial: ``workers.dln.progress``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from workers.dln.pretrain import (
     pretrain_job,
     pt_init_weights,
 )
+from workers.dln.progress import BatchProgress, IndexReport
 from workers.dln.simulate import (
     DTYPES,
     GDJob,
@@ -213,7 +221,9 @@ def theory_init(init: InitParams, options: TrainOptions) -> InitParams:
 
 
 def evaluate_finetune_batch(
-    trials: Sequence[FinetuneTrial], options: TrainOptions
+    trials: Sequence[FinetuneTrial],
+    options: TrainOptions,
+    progress: IndexReport | None = None,
 ) -> list[FinetuneOutcome]:
     """Pretrain, re-initialize and fine-tune every trial; outcomes in trial order.
 
@@ -222,8 +232,11 @@ def evaluate_finetune_batch(
     weights) and §4 (theory and empirical regimes).  Datasets, trained PT networks and
     theory regimes are computed once per distinct key; all FT networks share one
     batched GD call.  Divergence is reported per trial, never raised.
+    ``progress(index, payload)`` receives per-trial reports (``workers.dln.progress``).
     """
     start = time.perf_counter()
+    board = BatchProgress(progress, len(trials), options.max_steps)
+    board.phase("preparing")
     datasets: dict[tuple[object, ...], Dataset] = {}
     for trial in trials:
         if trial.dataset_key not in datasets:
@@ -236,6 +249,8 @@ def evaluate_finetune_batch(
                 alpha_pt=trial.alpha_pt,
                 with_pt_data=options.pt_mode == "trained",
             )
+    if options.pt_mode == "trained":
+        board.phase("pretrain")
     pretrained = _pretrain(trials, datasets, options)
 
     ft_jobs: list[GDJob] = []
@@ -255,7 +270,10 @@ def evaluate_finetune_batch(
                 y_test=data.y_test,
             )
         )
-    ft_results = run_gradient_descent(ft_jobs, options.gd_options(finetune=True))
+    board.phase("queued_in_batch")
+    ft_results = run_gradient_descent(
+        ft_jobs, options.gd_options(finetune=True), board.observe if progress else None
+    )
 
     regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
     outcomes = []
@@ -266,8 +284,22 @@ def evaluate_finetune_batch(
         if key not in regime_cache:
             regime_cache[key] = theory_regime(trial.task, theory_init(trial.init, options))
         outcomes.append(_outcome(trial, job, result, beta_pt_hat, regime_cache[key], options))
-    share = (time.perf_counter() - start) / max(1, len(trials))
-    return [_with_wall_time(outcome, share) for outcome in outcomes]
+    return step_shares(outcomes, trials, time.perf_counter() - start)
+
+
+def step_shares(
+    outcomes: Sequence[FinetuneOutcome], trials: Sequence[FinetuneTrial], seconds: float
+) -> list[FinetuneOutcome]:
+    """Each outcome with ``wall_time_s = seconds * w_i / sum w`` (module docstring)."""
+    work = [
+        max(outcome.steps, 1) * max(1, round(trial.alpha * trial.D)) * trial.D
+        for outcome, trial in zip(outcomes, trials, strict=True)
+    ]
+    total = sum(work) or 1
+    return [
+        _with_wall_time(outcome, seconds * w / total)
+        for outcome, w in zip(outcomes, work, strict=True)
+    ]
 
 
 def _pretrain(

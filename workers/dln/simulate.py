@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.dln._block import BlockRun, RawRecord, pathway_factors_start
+from workers.dln._block import BlockRun, CheckObserver, RawRecord, pathway_factors_start
 from workers.dln.gd_types import (
     DTYPES,
     GDJob,
@@ -68,11 +68,16 @@ class GDResult:
         return self.stop_reason == "diverged"
 
 
-def run_gradient_descent(jobs: Sequence[GDJob], options: GDOptions) -> list[GDResult]:
+def run_gradient_descent(
+    jobs: Sequence[GDJob], options: GDOptions, observer: CheckObserver | None = None
+) -> list[GDResult]:
     """Train every job by full-batch GD on ``mean((X beta - y)^2)``; results in job order.
 
     Grouping is automatic: jobs sharing an ``X`` object become columns of one block, and
-    (when stacking) blocks of equal ``(n, D)`` are stacked along a batch axis.
+    (when stacking) blocks of equal ``(n, D)`` are stacked along a batch axis.  Blocks
+    run one after another; ``observer(step, training, finished)`` is called at every
+    stopping check of the running block (job indices into ``jobs``), so a caller can
+    report which networks train now, their step and loss.
     """
     device = resolve_device(options.device)
     stack = options.stack_datasets if options.stack_datasets is not None else device.type == "cuda"
@@ -91,7 +96,7 @@ def run_gradient_descent(jobs: Sequence[GDJob], options: GDOptions) -> list[GDRe
     dtype = DTYPES[options.dtype]
     for datasets in buckets.values():
         for block in _split_blocks(datasets, jobs, options.max_block_elements):
-            records, share = BlockRun(jobs, block, options, dtype, device).run()
+            records, share = BlockRun(jobs, block, options, dtype, device, observer).run()
             for index, record in records.items():
                 results[index] = _result(jobs[index], record, share)
     return results  # type: ignore[return-value]

@@ -353,11 +353,11 @@ def empirical_regime(
     the PT support (|beta_pt| > 1e-3 max|beta_pt|) for all three; ``"new"`` takes
     beta_FT over the used coordinates outside it and beta_PT, sqrt_k as the plain mean
     of |beta_pt| and of ln sqrt_k over the PT support.  None, or an empty selection,
-    keeps every used coordinate for all three (the ``regimes-v1`` results' estimator).  Without it, with omega in
-    (0, 1) the new coordinates' small sqrt_k = 4 c (1+lambda) + gamma^2 pulled the
-    geometric mean of sqrt_k far below the shared group's and |beta_PT| towards 0, so
-    the measured (l, PD) sat richer and less PT-dependent than the theory's
-    (c = 1e-4, lambda = -0.18, omega = 0.5: l 1.2 measured vs 1.65).
+    keeps every used coordinate for all three (the ``regimes-v1`` results' estimator).
+    Without it, with omega in (0, 1) the new coordinates' small
+    sqrt_k = 4 c (1+lambda) + gamma^2 pulled the geometric mean of sqrt_k far below the
+    shared group's and |beta_PT| towards 0, so the measured (l, PD) sat richer and less
+    PT-dependent than the theory's (c = 1e-4, lambda = -0.18, omega = 0.5: l 1.2 measured vs 1.65).
 
     The formulas are evaluated at a representative coordinate built the same way as in
     :func:`theory_regime`, so the two labels are comparable: over the coordinates the FT
