@@ -265,6 +265,14 @@ def _append_change(
     ]
     landed = any(t in _FINISHED or s == t for s, t in moves)
     payload = _payload(sweep, counts, started, now) | {"changes": changes}
+    remaining = sum(counts.get(state, 0) for state in _ACTIVE)
+    if started and remaining and payload["eta_s"] is not None:
+        # The same smoothed ETA as GET /v1/sweeps/{id} (one query of finish times): the
+        # cumulative rate above climbs between batches and drops when one lands.
+        from service.store.progress import smoothed_eta  # progress imports transitions
+
+        first = datetime.fromisoformat(started)
+        payload["eta_s"] = smoothed_eta(session, sweep.id, first, remaining, now)
     ids = [_insert(session, sweep.id, RESULTS if landed else TRIALS, payload, now)]
     if was_active and not any(counts[state] for state in _ACTIVE) and not _refining(sweep):
         ids.append(_insert(session, sweep.id, DONE, _payload(sweep, counts, started, now), now))

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
+from service.scheduling.eta import estimate as eta_estimate
 from service.store import transitions
 from service.store.clock import as_utc
 from service.store.models import SweepTrial, Trial
@@ -91,6 +92,22 @@ def completion_times(
         .limit(limit)
     )
     return [as_utc(moment) for moment in rows]
+
+
+def smoothed_eta(
+    session: Session, sweep_id: str, first_start: datetime, remaining: int, now: datetime
+) -> float | None:
+    """The ETA from the exponentially weighted completion rate (``scheduling.eta``), for
+    ``GET /v1/sweeps/{id}`` and the event stream alike.
+
+    Only the newest ``COMPLETIONS_READ`` completions are read; when there are more, the
+    window starts at the oldest of them (older ones weigh ``exp(-age/tau)``, nothing)."""
+    times = [moment.timestamp() for moment in completion_times(session, sweep_id)]
+    start = first_start.timestamp()
+    if len(times) >= COMPLETIONS_READ:
+        start = min(times)
+        times = [moment for moment in times if moment > start]
+    return eta_estimate(times, start, remaining, now.timestamp()).eta_s
 
 
 def running_phases(

@@ -30,19 +30,13 @@ from api_schemas.wire import (
     TrialRead,
 )
 from service.errors import BadCursor, SweepAlreadyFinished, SweepNotFound
-from service.scheduling.eta import estimate as eta_estimate
 from service.scheduling.fair_share import claim_rank
 from service.store import claims, events, rounds, transitions
 from service.store import sweep_listing as listing
 from service.store.claims import ClaimPolicy
 from service.store.clock import as_utc as _as_utc
 from service.store.models import Sweep, SweepTrial, Trial
-from service.store.progress import (
-    COMPLETIONS_READ,
-    completion_times,
-    running_phases,
-    running_progress,
-)
+from service.store.progress import running_phases, running_progress, smoothed_eta
 from workers.records import PlannedTrial, SkippedSetting
 
 MAX_OFFSET = listing.MAX_OFFSET
@@ -218,7 +212,7 @@ def _to_read(
             end = last_finish if done == total and last_finish else now
             elapsed = max((end - first_start).total_seconds(), 1e-6)
             throughput = computed / elapsed
-            eta = _smoothed_eta(session, sweep.id, first_start, total - done, now)
+            eta = smoothed_eta(session, sweep.id, first_start, total - done, now)
         if done == total and not (refine and refine.refining):
             finished_at = last_finish
     running = []
@@ -257,21 +251,6 @@ def _to_read(
         if with_spec
         else [],
     )
-
-
-def _smoothed_eta(
-    session: Session, sweep_id: str, first_start: datetime, remaining: int, now: datetime
-) -> float | None:
-    """The ETA from the exponentially weighted completion rate (``scheduling.eta``).
-
-    Only the newest ``COMPLETIONS_READ`` completions are read; when there are more, the
-    window starts at the oldest of them (older ones weigh ``exp(-age/tau)``, nothing)."""
-    times = [moment.timestamp() for moment in completion_times(session, sweep_id)]
-    start = first_start.timestamp()
-    if len(times) >= COMPLETIONS_READ:
-        start = min(times)
-        times = [moment for moment in times if moment > start]
-    return eta_estimate(times, start, remaining, now.timestamp()).eta_s
 
 
 def _refine_progress(sweep: Sweep) -> RefineProgress | None:

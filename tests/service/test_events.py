@@ -174,3 +174,30 @@ def test_two_replicas_on_postgres_serve_one_sequence(postgres_url) -> None:
         assert read_sse(base_b, other_id)[-1]["data"]["status"] == "succeeded"
         # Two dispatchers shared the work; the counts carried from event to event add up.
         assert seen["a"][-1]["data"]["counts"]["succeeded"] == 6
+
+
+def test_the_streams_eta_is_the_smoothed_one(session_factory, migrated_url) -> None:
+    # The event stream (and so the web page and `sweeps watch`) shows the same smoothed
+    # ETA as GET /v1/sweeps/{id} (service.scheduling.eta), not remaining / cumulative rate.
+    from datetime import datetime
+
+    from service.scheduling.eta import estimate
+    from service.store.clock import as_utc
+
+    settings = settings_for(migrated_url)
+    sweep_id = submit(session_factory, settings)
+    Dispatcher(session_factory, settings, InlineRunner()).run_until_idle()
+    with session_scope(session_factory) as session:
+        finished = [as_utc(t).timestamp() for t in session.scalars(select(Trial.finished_at))]
+    checked = 0
+    for event in all_events(session_factory, sweep_id):
+        data = event.payload
+        remaining = data["counts"].get("pending", 0) + data["counts"].get("running", 0)
+        if event.kind != "results" or not remaining:
+            continue
+        at = event.at.timestamp()
+        start = datetime.fromisoformat(data["started_at"]).timestamp()
+        times = [t for t in finished if t <= at + 1e-6]
+        assert data["eta_s"] == pytest.approx(estimate(times, start, remaining, at).eta_s)
+        checked += 1
+    assert checked >= 1
