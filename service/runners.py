@@ -200,6 +200,18 @@ class RayRunner:
         except Exception:  # noqa: BLE001 - progress is best effort
             return {}
 
+    def finished(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Outcomes of these trials that finished inside running batches (best effort)."""
+        import ray
+
+        if self._board is None or not trial_ids:
+            return {}
+        try:
+            return ray.get(self._board.finished.remote(trial_ids), timeout=5.0)
+        except Exception:  # noqa: BLE001 - then those trials run again
+            log.warning("progress actor did not answer; finished trials of the batch rerun")
+            return {}
+
     def forget(self, trial_ids: list[int]) -> None:
         if self._board is not None and trial_ids:
             self._board.forget.remote(trial_ids)
@@ -270,6 +282,9 @@ class InlineRunner:
 
     def progress(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
         return self.board.snapshot(trial_ids)
+
+    def finished(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]:
+        return self.board.finished(trial_ids)
 
     def forget(self, trial_ids: list[int]) -> None:
         self.board.forget(trial_ids)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workers.envelope import envelope
-from workers.records import BatchOutput, ClaimedTrial
+from workers.records import BatchOutput, ClaimedTrial, TrialOutcome
 from workers.workloads import WORKLOADS, ProgressFn
 
 # Set before torch/numpy import in a fresh worker process.
@@ -44,21 +44,62 @@ PROGRESS_ACTOR = "sweeps-progress"
 
 
 class ProgressBoard:
-    """Latest progress report per running trial.  A plain class: the Ray runner runs it
-    as a named actor that workers report to; the inline runner uses it directly."""
+    """Latest progress report per running trial, and the outcomes of trials that finished
+    inside a batch still running.  A plain class: the Ray runner runs it as a named actor
+    that workers report to; the inline runner uses it directly.
+
+    A report that carries an ``outcome`` (a ``done`` report of ``dln_finetune``) is kept
+    apart: :meth:`snapshot` returns the progress fields only, :meth:`finished` the
+    outcomes, which :func:`kept_outcome` turns back into a ``TrialOutcome``.
+    """
 
     def __init__(self) -> None:
         self._reports: dict[int, dict[str, Any]] = {}
+        self._finished: dict[int, dict[str, Any]] = {}
 
     def report(self, trial_id: int, payload: dict[str, Any]) -> None:
+        if "outcome" in payload:
+            payload = dict(payload)
+            self._finished[trial_id] = {
+                "outcome": payload.pop("outcome"),
+                "envelope": payload.pop("envelope", None),
+            }
         self._reports[trial_id] = payload
 
     def snapshot(self, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         return {i: self._reports[i] for i in trial_ids if i in self._reports}
 
+    def finished(self, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """``{trial id: {"outcome", "envelope"}}`` of these trials that finished."""
+        return {i: self._finished[i] for i in trial_ids if i in self._finished}
+
     def forget(self, trial_ids: Sequence[int]) -> None:
         for trial_id in trial_ids:
             self._reports.pop(trial_id, None)
+            self._finished.pop(trial_id, None)
+
+
+def kept_outcome(finished: Mapping[str, Any]) -> TrialOutcome:
+    """The ``TrialOutcome`` of a trial that finished inside a batch that never returned
+    (an entry of :meth:`ProgressBoard.finished`), stamped like ``execute_batch``'s own.
+    Its ``wall_time_s`` is None: the batch's time, which it is a share of, is unknown."""
+    stamp = finished.get("envelope") or envelope("cpu", "")
+    return TrialOutcome.from_metrics(
+        finished["outcome"], envelope=stamp, code_version=stamp["code_version"]
+    )
+
+
+def _stamping(progress: ProgressFn) -> ProgressFn:
+    """``progress`` with the envelope added to every report that carries an outcome."""
+
+    def report(trial_id: int, payload: dict[str, Any]) -> None:
+        outcome = payload.get("outcome")
+        if isinstance(outcome, Mapping):
+            stamp = envelope(outcome.get("device") or "cpu", outcome.get("dtype") or "")
+            payload = {**payload, "envelope": stamp}
+        progress(trial_id, payload)
+
+    return report
 
 
 def execute_batch(
@@ -86,7 +127,8 @@ def execute_batch(
     if theory_only:
         output = spec.theory_only(trials, theory_wanted)
     else:
-        output = spec.run(trials, theory_wanted, progress if spec.accepts_progress else None)
+        reports = _stamping(progress) if progress is not None and spec.accepts_progress else None
+        output = spec.run(trials, theory_wanted, reports)
     stamped = []
     for outcome in output.outcomes:
         stamp = envelope(outcome.device or "cpu", outcome.dtype or "")

@@ -73,7 +73,10 @@ def _stopped_line(command: str, signum: int, dispatcher: Any) -> str:
         return f"sweeps {command}: stopped ({name})"
     released = dispatcher.released
     trials = f"{released} running trial{'s' if released != 1 else ''}"
-    return f"sweeps {command}: stopped ({name}); {trials} released to pending"
+    line = f"sweeps {command}: stopped ({name}); {trials} released to pending"
+    if dispatcher.kept_at_stop:
+        line += f", {dispatcher.kept_at_stop} finished inside running batches kept"
+    return line
 
 
 @app.command(

@@ -67,6 +67,7 @@ from service.store import trials as trial_store
 from service.store.claims import ClaimPolicy
 from service.store.session import session_scope
 from workers.records import BatchOutput, ClaimedTrial, TrialOutcome
+from workers.runtime import kept_outcome
 from workers.workloads import WORKLOADS
 
 log = logging.getLogger("sweeps.dispatch")
@@ -117,6 +118,10 @@ class Dispatcher:
         self.last_round_at: float | None = None  # Unix time, for /metrics liveness
         self.last_error: str | None = None
         self.released = 0  # running trials handed back to pending by ``stop``
+        # Trials that finished inside batches that never returned (stopped, killed past
+        # their hard limit, failed), written instead of run again.
+        self.kept = 0
+        self.kept_at_stop = 0  # of those, kept by ``stop`` (the stopped line reports it)
         self._unsubmitted: list[ClaimedTrial] = []  # claimed, not yet in a batch
         self._round_failed = False
         self.claim_policy = (
@@ -135,8 +140,9 @@ class Dispatcher:
 
         With ``release`` (a clean shutdown: SIGTERM, Ctrl-C, the app's lifespan ending)
         nothing finished is lost and nothing unfinished waits: batches whose task already
-        ended are collected and their results written, every queued write is tried, and
-        then the batches still running are cancelled and their trials released to
+        ended are collected and their results written, so are the trials that finished
+        inside batches still running (``_keep_finished``), every queued write is tried,
+        and then the batches still running are cancelled and their other trials released to
         pending at once (``transitions.release_running``: the attempt is given back, no
         lease to wait for).  Without ``release`` (a simulated crash) the running trials
         wait for their leases to expire.
@@ -149,7 +155,17 @@ class Dispatcher:
                 self._harvest()
             except Exception:  # noqa: BLE001 - what is not harvested is released below
                 log.exception("could not collect finished batches at stop")
+            kept_before = self.kept
+            for flight in self.inflight:
+                try:
+                    rest = self._keep_finished(flight.batch)
+                except Exception:  # noqa: BLE001 - then they are released and rerun
+                    log.exception("could not keep the finished trials of batch %s", flight.batch.id)
+                    continue
+                if rest is not None and rest is not flight.batch:
+                    self.ledger.release(rest.id)
             self.writes.flush(self.session_factory, force=True)
+            self.kept_at_stop += self.kept - kept_before
         for flight in self.inflight:
             self.runner.cancel(flight.handle)
         released = 0
@@ -394,7 +410,6 @@ class Dispatcher:
             return False
         finished = [f for f in self.inflight if any(f.handle is h for h in done)]
         self.inflight = [f for f in self.inflight if f not in finished]
-        self.runner.forget([i for f in finished for i in f.batch.ids])
         for flight in finished:
             metrics.BATCH_SECONDS.labels(flight.batch.workload).observe(
                 time.monotonic() - flight.submitted_at
@@ -404,6 +419,9 @@ class Dispatcher:
             except Exception as exc:  # noqa: BLE001 - any batch failure is handled alike
                 self._handle_failure(flight.batch, exc)
                 continue
+            finally:
+                # After the failure handling, which keeps the trials that had finished.
+                self.runner.forget(flight.batch.ids)
             self._queue_persist(flight.batch, output)
             self._learn_cost(flight.batch, output)
         return True
@@ -457,6 +475,14 @@ class Dispatcher:
             self.last_error = f"replica batch {batch.id} failed: {message}"
             log.warning("replica batch of %d keys failed: %s", len(batch.theory_keys), message)
             return
+        rest = self._keep_finished(batch)
+        if rest is not batch:
+            self.ledger.release(batch.id)  # the kept trials' keys; the rest's moved to it
+            if rest is None:
+                log.warning("batch %s failed after all its trials finished: %s", batch.id, message)
+                self.writes.flush(self.session_factory)
+                return
+            batch = rest
         decision = failures.decide(batch, exc, self.config.max_attempts)
         if isinstance(decision, failures.Split):
             log.warning("batch of %d failed (%s); splitting", len(batch.trials), message)
@@ -484,6 +510,58 @@ class Dispatcher:
             name = f"retry of trial {trial.trial_id}"
         self.writes.add(PendingWrite(name, apply, claims=(trial,)))
         self.writes.flush(self.session_factory)
+
+    def _keep_finished(self, batch: Batch) -> Batch | None:
+        """Queue the write of ``batch``'s trials that finished inside it, and return the
+        batch of the rest (``batch`` itself when none finished; None when all did).
+
+        A ``dln_finetune`` batch sends each trial's outcome with its ``done`` report
+        (``workers.dln.progress``), so a batch that is stopped, killed past its hard limit
+        or fails costs only its unfinished trials; the finished ones are written (guarded
+        by their claims, like any result) and not run again.  Replica values the batch was
+        to compute for them come from the next batch that needs them, or from
+        reconciling.  The rest's keys move to the returned batch in the ledger.
+        """
+        if batch.theory_only:
+            return batch
+        reported = self.runner.finished(batch.ids)
+        pairs = []
+        for trial in batch.trials:
+            if trial.trial_id in reported:
+                try:
+                    pairs.append((trial, kept_outcome(reported[trial.trial_id])))
+                except Exception:  # noqa: BLE001 - a malformed report: the trial reruns
+                    log.warning("unreadable outcome of trial %s; it runs again", trial.trial_id)
+        if not pairs:
+            return batch
+        owner = self.owner
+
+        def apply(session: Session) -> None:
+            asymptotic = trial_store.stored_theory(session, [t.theory_key for t, _ in pairs])
+            transitions.finish_running(session, owner, pairs, asymptotic)
+
+        kept_ids = {trial.trial_id for trial, _ in pairs}
+        self.writes.add(
+            PendingWrite(
+                f"{len(pairs)} trials that finished inside batch {batch.id}",
+                apply,
+                claims=tuple(trial for trial, _ in pairs),
+            )
+        )
+        self.kept += len(pairs)
+        log.info("batch %s ended early: %d finished trials kept", batch.id, len(pairs))
+        rest = [trial for trial in batch.trials if trial.trial_id not in kept_ids]
+        if not rest:
+            return None
+        part = Batch(
+            batch.workload,
+            tuple(rest),
+            {i: key for i, key in batch.theory_wanted.items() if i not in kept_ids},
+            batch.gpus,
+            self._hard_limit(rest),
+        )
+        self.ledger.transfer(batch.id, part.id, part.theory_keys)
+        return part
 
     # -- cancels, progress, hard limits ----------------------------------------------
     def _drop_cancelled(self) -> None:
@@ -518,8 +596,14 @@ class Dispatcher:
         batch = flight.batch
         self.runner.cancel(flight.handle)
         self.inflight = [f for f in self.inflight if f is not flight]
+        rest = self._keep_finished(batch)
         self.runner.forget(batch.ids)
         self.ledger.release(batch.id)
+        if rest is None:
+            self.writes.flush(self.session_factory)
+            return
+        if rest is not batch:
+            self.ledger.release(rest.id)
         message = overdue_message(
             batch, self.config.hard_limit_factor, self.config.hard_limit_grace_seconds
         )
@@ -527,9 +611,9 @@ class Dispatcher:
         owner, outcome = self.owner, TrialOutcome.failed(message)
 
         def apply(session: Session) -> None:
-            transitions.finish_running(session, owner, [(t, outcome) for t in batch.trials])
+            transitions.finish_running(session, owner, [(t, outcome) for t in rest.trials])
 
-        self.writes.add(PendingWrite(f"hard-limit kill of batch {batch.id}", apply, batch.trials))
+        self.writes.add(PendingWrite(f"hard-limit kill of batch {batch.id}", apply, rest.trials))
         self.writes.flush(self.session_factory)
 
     # -- adaptive refinement ------------------------------------------------------------

@@ -22,6 +22,9 @@ class BatchRunner(Protocol):
     - ``result(handle)`` returns the batch's output or raises the batch's failure;
     - ``cancel(handle)`` stops a batch (no-op when it has finished);
     - ``progress(ids)`` / ``forget(ids)``: the progress channel of running trials;
+    - ``finished(ids)``: outcomes of trials that finished inside a batch still running
+      (``workers.runtime.ProgressBoard.finished``), kept when that batch is stopped,
+      killed or fails; ``{}`` when the channel does not answer;
     - ``cluster_gpus()``: GPUs of the cluster (None when unknown), to resolve device auto;
     - ``start()`` / ``shutdown()`` / ``describe()``: lifecycle and a one-line description.
     """
@@ -49,6 +52,8 @@ class BatchRunner(Protocol):
     def cancel(self, handle: Any) -> None: ...
 
     def progress(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]: ...
+
+    def finished(self, trial_ids: list[int]) -> dict[int, dict[str, Any]]: ...
 
     def forget(self, trial_ids: list[int]) -> None: ...
 

@@ -80,6 +80,9 @@ class InstantRunner:
     def progress(self, trial_ids):  # noqa: ANN001, ANN201
         return {}
 
+    def finished(self, trial_ids):  # noqa: ANN001, ANN201
+        return {}
+
     def forget(self, trial_ids) -> None: ...  # noqa: ANN001
     def cluster_gpus(self):  # noqa: ANN201
         return None

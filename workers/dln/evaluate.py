@@ -28,6 +28,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from workers.dln.simulate import (
     GDResult,
     PathwayWeights,
     resolve_device,
+    result_of_record,
     run_gradient_descent,
 )
 from workers.dln.tasks import Dataset, make_dataset
@@ -270,20 +272,38 @@ def evaluate_finetune_batch(
                 y_test=data.y_test,
             )
         )
+    regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
+
+    def outcome_at(index: int, result: GDResult) -> FinetuneOutcome:
+        trial = trials[index]
+        key = (trial.task, trial.init)
+        if key not in regime_cache:
+            regime_cache[key] = theory_regime(trial.task, theory_init(trial.init, options))
+        return _outcome(
+            trial, ft_jobs[index], result, pretrained[index][1], regime_cache[key], options
+        )
+
+    # A column's outcome is computed when it stops (not after the whole batch) and sent
+    # with its "done" report, so the trials that finished survive a batch that is
+    # stopped, killed or lost later; the same outcome is returned at the end.
+    early: dict[int, FinetuneOutcome] = {}
+
+    def outcome_when_done(index: int, record: tuple) -> dict[str, Any] | None:
+        try:
+            early[index] = outcome_at(index, result_of_record(ft_jobs[index], record))
+        except Exception:  # noqa: BLE001 - recomputed (and raised, if it must) at the end
+            return None
+        return {**early[index].to_record(), "wall_time_s": None}
+
+    board.outcome_of = outcome_when_done if progress is not None else None
     board.phase("queued_in_batch")
     ft_results = run_gradient_descent(
         ft_jobs, options.gd_options(finetune=True), board.observe if progress else None
     )
-
-    regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
-    outcomes = []
-    for trial, job, result, (_, beta_pt_hat) in zip(
-        trials, ft_jobs, ft_results, pretrained, strict=True
-    ):
-        key = (trial.task, trial.init)
-        if key not in regime_cache:
-            regime_cache[key] = theory_regime(trial.task, theory_init(trial.init, options))
-        outcomes.append(_outcome(trial, job, result, beta_pt_hat, regime_cache[key], options))
+    outcomes = [
+        early[index] if index in early else outcome_at(index, result)
+        for index, result in enumerate(ft_results)
+    ]
     return step_shares(outcomes, trials, time.perf_counter() - start)
 
 

@@ -10,7 +10,10 @@ batch's trial list):
 - ``queued_in_batch``: the batch runs, but this trial's block has not started;
 - ``finetune``: its block trains now; ``step`` and train ``loss`` of its column;
 - ``done``: its column stopped (``step``, ``loss``, ``stop_reason``); the batch still
-  runs other blocks, and the result is returned with the whole batch.
+  runs other blocks, and the result is returned with the whole batch.  With
+  ``outcome_of`` the report also carries the trial's finished ``outcome`` (its result
+  record), so a dispatcher that stops, kills or loses the batch before it returns can
+  keep the trials that had finished (``workers.runtime.ProgressBoard.finished``).
 
 Every payload carries ``steps`` (the step budget), ``elapsed_s`` (since the batch
 started), ``started_at`` (the batch's start, Unix time) and ``updated_at``.  Reports of
@@ -38,8 +41,10 @@ class BatchProgress:
         count: int,
         max_steps: int,
         every_s: float = 1.0,
+        outcome_of: Callable[[int, tuple], dict[str, Any] | None] | None = None,
     ) -> None:
         self.report = report
+        self.outcome_of = outcome_of
         self.count = count
         self.max_steps = max_steps
         self.every_s = every_s
@@ -81,7 +86,14 @@ class BatchProgress:
             self._finished.add(index)
             self._training.discard(index)
             _, _, loss, steps, reason, _ = record
-            self._send(index, "done", step=int(steps), loss=_finite(loss), stop_reason=reason)
+            extra = {}
+            if self.outcome_of is not None and self.report is not None:
+                outcome = self.outcome_of(index, record)
+                if outcome is not None:
+                    extra["outcome"] = outcome
+            self._send(
+                index, "done", step=int(steps), loss=_finite(loss), stop_reason=reason, **extra
+            )
         now = time.monotonic()
         fresh = [index for index in training if index not in self._training]
         due = now - self._last >= self.every_s

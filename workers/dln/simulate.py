@@ -98,7 +98,7 @@ def run_gradient_descent(
         for block in _split_blocks(datasets, jobs, options.max_block_elements):
             records, share = BlockRun(jobs, block, options, dtype, device, observer).run()
             for index, record in records.items():
-                results[index] = _result(jobs[index], record, share)
+                results[index] = result_of_record(jobs[index], record, share)
     return results  # type: ignore[return-value]
 
 
@@ -126,8 +126,10 @@ def _split_blocks(
     return blocks
 
 
-def _result(job: GDJob, record: RawRecord, share: float) -> GDResult:
-    """Recover weights, beta, metrics and invariant drift from a block's pathway factors.
+def result_of_record(job: GDJob, record: RawRecord, share: float = 0.0) -> GDResult:
+    """Recover weights, beta, metrics and invariant drift from a block's pathway factors
+    (``share``: the job's wall-time share of its block, when known).  An observer can call
+    it on a column that finished at a stopping check, before the block ends.
 
     With ``phi- = s-/s-(0)`` and ``phi+ = s+/s+(0)`` every ``a_p`` was multiplied by
     ``phi-`` and every ``b_p`` by ``phi+`` (``workers.dln._block``); each invariant of

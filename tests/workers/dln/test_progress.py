@@ -86,3 +86,34 @@ def test_wall_shares_weigh_the_shape_too() -> None:
     a, b = evaluate_finetune_batch([small, big], options)
     assert a.steps == b.steps == 200
     assert b.wall_time_s / a.wall_time_s == pytest.approx((40 * 80) / (20 * 40))
+
+
+def test_done_reports_carry_the_finished_outcome() -> None:
+    """Each ``done`` report carries the trial's outcome record, equal to the outcome the
+    batch returns at the end (but for the wall time, unknown until the batch ends); the
+    first dataset's outcomes are sent while the second one still trains."""
+    trials = [trial(FAST, seed=0), trial(SLOW, seed=0), trial(FAST, seed=1)]
+    outcomes, reports = run_reported(trials, TrainOptions(lr=0.3, max_steps=3000))
+    for index, outcome in enumerate(outcomes):
+        (done,) = [p for i, p in reports if i == index and p["phase"] == "done"]
+        assert done["outcome"] == {**outcome.to_record(), "wall_time_s": None}
+    sequence = [(i, p["phase"]) for i, p in reports]
+    assert sequence.index((2, "finetune")) > sequence.index((1, "done"))
+
+
+def test_the_board_keeps_outcomes_apart_from_progress() -> None:
+    from workers.runtime import ProgressBoard, kept_outcome
+
+    board = ProgressBoard()
+    board.report(7, {"phase": "finetune", "step": 10})
+    assert board.finished([7]) == {}
+    record = {"gen_error_sim": 0.25, "steps": 40, "device": "cpu", "dtype": "float64"}
+    stamp = {"code_version": "1.0+gabc", "device": "cpu"}
+    board.report(7, {"phase": "done", "step": 40, "outcome": record, "envelope": stamp})
+    assert board.snapshot([7]) == {7: {"phase": "done", "step": 40}}
+    outcome = kept_outcome(board.finished([7])[7])
+    assert outcome.ok and outcome.gen_error_sim == 0.25 and outcome.metrics["steps"] == 40
+    assert outcome.envelope == stamp and outcome.code_version == "1.0+gabc"
+    assert outcome.wall_time_s is None
+    board.forget([7])
+    assert board.snapshot([7]) == {} and board.finished([7]) == {}
