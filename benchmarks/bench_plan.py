@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     url = f"sqlite:///{tempfile.mkdtemp()}/bench_plan.db"
     upgrade_to_head(url)
-    settings = Settings(database_url=url, limits=LimitSettings(max_steps=200_000))
+    settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
     app = create_app(settings, start_dispatcher=False, migrate=False)
     lines = Table()
     lines.append("| run | trials | estimate s | measured s | estimate / measured | basis |")

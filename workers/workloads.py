@@ -335,10 +335,11 @@ class DLNFinetune(_DLNWorkload):
         )
 
     def cost_per_trial_s(self, params: dict[str, Any], execution: dict[str, Any]) -> float:
-        """Single-core seconds, from the batched simulator's ~1e9 flop/s in float64."""
-        n = max(1, round(float(params["alpha"]) * int(params["D"])))
-        flops = 4.0 * n * int(params["D"]) * int(execution.get("max_steps", 20_000))
-        return flops / 1e9
+        """Single-core seconds at ``max_steps`` steps (``workers.dln.cost``'s defaults)."""
+        from workers.dln.cost import DEFAULT_MAX_STEPS, network_seconds, sample_count
+
+        steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS))
+        return network_seconds(sample_count(params["alpha"], params["D"]), params["D"], steps)
 
 
 @dataclass(frozen=True)

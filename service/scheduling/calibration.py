@@ -3,12 +3,13 @@
 Pure: calibration rows (stored succeeded trials of this machine) and planned trials in,
 seconds out; the store collects the rows (``service.store.calibration``).
 
-The model.  A trial of ``n = round(alpha D)`` samples that runs ``steps`` GD steps costs
+The model is ``workers.dln.cost``'s (the one every estimate uses): a trial of
+``n = round(alpha D)`` samples that runs ``steps`` GD steps costs
 
     seconds = c * steps * n * D
 
-(a step of one network column is ``~4 n D`` flops: ``X @ B`` and ``X^T @ R``), with one
-machine constant ``c`` fitted on the rows as total time over total work,
+with one machine constant ``c`` fitted on the rows as total time over total work (the
+fixed ``overhead_s`` of a trial is inside ``c`` here),
 
     c = sum_j wall_j / sum_j (steps_j n_j D_j),
 
@@ -23,7 +24,8 @@ but ``max_steps`` and ``device``) they are fitted as steps per sample
 
 and predicted as ``min(max_steps, k * n)``.  A setting with no stored result uses ``k``
 of all rows, and with no rows at all the estimate falls back to the default constants
-(``max_steps`` steps at ``DEFAULT_SECONDS_PER_STEP_DN``: 1e9 flop/s), and says so.
+(``max_steps`` steps, ``workers.dln.cost``'s measured ``DEFAULT_SECONDS_PER_STEP_DN`` and
+``DEFAULT_OVERHEAD_S``: the dispatcher's uncalibrated estimate), and says so.
 Only rows of the plan's device type (cpu / cuda) calibrate ``c``.
 """
 
@@ -34,9 +36,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# The uncalibrated constant: 4 flops per sample, coordinate and step at 1e9 flop/s.
-DEFAULT_SECONDS_PER_STEP_DN = 4.0 / 1e9
-DEFAULT_MAX_STEPS = 20_000
+from workers.dln.cost import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_OVERHEAD_S,
+    DEFAULT_SECONDS_PER_STEP_DN,
+    network_seconds,
+    sample_count,
+)
+
 # Keys that do not define a setting: they change the dataset's size or draw, or only
 # cap or place the run.
 _NOT_SETTING = frozenset({"seed", "D", "alpha", "n_test"})
@@ -76,8 +83,8 @@ def setting_key(params: Mapping[str, Any], execution: Mapping[str, Any]) -> str:
 
 
 def samples(params: Mapping[str, Any]) -> int:
-    """``n = max(1, round(alpha D))`` (``workers.dln.tasks``)."""
-    return max(1, round(float(params["alpha"]) * int(params["D"])))
+    """``n = max(1, round(alpha D))`` of a trial's parameters."""
+    return sample_count(params["alpha"], params["D"])
 
 
 def _device_type(device: str) -> str:
@@ -128,9 +135,13 @@ class CalibratedModel:
         return max(1, min(cap, round(per_sample * samples(params)))), known
 
     def trial_seconds(self, params: Mapping[str, Any], execution: Mapping[str, Any]) -> float:
-        """``c * steps * n * D`` for one planned trial."""
+        """``c * steps * n * D`` for one planned trial (plus the default per-trial
+        overhead when nothing calibrated ``c``)."""
         steps, _ = self.steps(params, execution)
-        return self.seconds_per_step_dn * steps * samples(params) * int(params["D"])
+        overhead = 0.0 if self.calibrated_on else DEFAULT_OVERHEAD_S
+        return network_seconds(
+            samples(params), int(params["D"]), steps, self.seconds_per_step_dn, overhead
+        )
 
 
 def estimate_cost(
@@ -146,7 +157,7 @@ def estimate_cost(
         steps, had_history = model.steps(params, execution)
         known += had_history
         total_steps += steps
-        seconds += model.seconds_per_step_dn * steps * samples(params) * int(params["D"])
+        seconds += model.trial_seconds(params, execution)
     return CostEstimate(
         seconds=seconds,
         basis=CALIBRATED if model.calibrated_on else DEFAULTS,

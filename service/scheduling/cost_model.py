@@ -1,36 +1,28 @@
-"""Seconds a trial takes on one CPU core: a small cost model (pure: no database, no Ray).
+"""Seconds a trial takes on one CPU core, as the dispatcher sizes batches (pure: no
+database, no Ray).
 
-``dln_finetune`` (batched GD, ``workers/dln``): each GD step does two products of the
-``n × D`` inputs with the ``D × m`` weights of the networks sharing them, so the time
-per network grows as ``steps · D · n``::
+``dln_finetune``: the formula of ``workers.dln.cost`` (the one every estimate uses),
+with ``steps = step_fraction · max_steps``::
 
-    t = overhead_s + step_fraction · max_steps · D · n · seconds_per_step_dn,
-    n = max(1, round(α · D))
+    t = overhead_s + seconds_per_step_dn · step_fraction · max_steps · n · D
 
-``overhead_s`` is the fixed work of one trial (its share of the dataset draw, the
-finite-sample theory solve, the regimes); ``step_fraction`` is the fraction of
-``max_steps`` trials actually run before they stop early.
+``step_fraction`` is the fraction of ``max_steps`` trials actually run before they stop
+early (1 without results: an upper bound).  Other workloads: their own
+``cost_per_trial_s`` (``workers/workloads.py``: 0.02 s per ``dln_theory`` trial, about
+1e-4 s per step for the nonlinear nets).
 
-Defaults (no calibration), measured 2026-12-02 on the project's 2-core AMD EPYC machine,
-one torch thread, float64, 8 networks sharing one dataset (``evaluate_finetune_batch``
-with early stopping off): 5.9e-10 s per step·D·n at D = 1000, n = 200 (5.7e-10 at
-D = 500, 8.2e-10 at D = 300), and 0.026 s per trial at one step.  ``step_fraction`` 1:
-without results every trial is assumed to run ``max_steps`` (an upper bound).
-
-Other workloads: their own ``cost_per_trial_s`` (``workers/workloads.py``: 0.02 s per
-``dln_theory`` trial, about 1e-4 s per step for the nonlinear nets).
-
-Calibration, from finished ``dln_finetune`` trials (:class:`CostSample`: wall time,
-steps, D, n, max_steps)::
+Calibration online, from the dispatcher's finished ``dln_finetune`` batches
+(:class:`CostSample`: wall time, steps, D, n, max_steps)::
 
     seconds_per_step_dn = max(Σ wall − N · overhead_s, Σ work / 100 · default) / Σ steps·D·n
     step_fraction       = Σ steps / Σ max_steps
 
 Both are ratios of sums, so they do not depend on how a batch's wall time was divided
 among its trials.  A :class:`Calibration` keeps the sums, so :func:`calibrate` can extend
-one (the dispatcher does, batch by batch) or build one from stored results.  Not
-modelled: float32 (about 2.4× faster per step on CPU), GPUs, and the shape's effect on
-efficiency beyond the default's measurement; calibration absorbs them on average.
+one batch by batch.  ``sweeps plan`` fits the same formula on stored results, with steps
+per setting (``service.scheduling.calibration``).  Not modelled: float32 (about 2.4×
+faster per step on CPU), GPUs, and the shape's effect on efficiency beyond the default's
+measurement; calibration absorbs them on average.
 """
 
 from __future__ import annotations
@@ -40,9 +32,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-DEFAULT_SECONDS_PER_STEP_DN = 6.0e-10
-DEFAULT_OVERHEAD_S = 0.026
-DEFAULT_MAX_STEPS = 20_000  # workers.dln.evaluate.TrainOptions.max_steps
+from workers.dln.cost import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_OVERHEAD_S,
+    DEFAULT_SECONDS_PER_STEP_DN,
+    network_seconds,
+)
+from workers.dln.cost import sample_count as _samples
 
 
 @dataclass(frozen=True)
@@ -126,8 +122,8 @@ def calibrate(samples: Iterable[CostSample], base: Calibration | None = None) ->
 
 
 def sample_count(params: Mapping[str, Any]) -> int:
-    """``n = max(1, round(α · D))`` (as ``workers.dln.tasks.sample_count``)."""
-    return max(1, round(float(params["alpha"]) * int(params["D"])))
+    """``n = max(1, round(α · D))`` of a trial's parameters."""
+    return _samples(params["alpha"], params["D"])
 
 
 def cost_sample(
@@ -153,8 +149,13 @@ def estimate_trial_seconds(
     if workload == "dln_finetune":
         coefficients = calibration or DEFAULT_CALIBRATION
         steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS)) * coefficients.step_fraction
-        work = steps * int(params["D"]) * sample_count(params)
-        return coefficients.overhead_s + work * coefficients.seconds_per_step_dn
+        return network_seconds(
+            sample_count(params),
+            int(params["D"]),
+            steps,
+            coefficients.seconds_per_step_dn,
+            coefficients.overhead_s,
+        )
     from workers.workloads import WORKLOADS
 
     return float(WORKLOADS[workload].cost_per_trial_s(dict(params), dict(execution)))

@@ -280,7 +280,11 @@ def test_gpu_seconds_quota_counts_requested_resources(api, migrated_url, monkeyp
     cuda = {**SPEC, "execution": {**SPEC["execution"], "device": "cuda"}}
     bob = new_user(api, "bob", quotas={"gpu_seconds_per_window": 1e-3})
     assert api.post("/v1/sweeps", json=cuda, headers=bearer(bob)).status_code == 403
-    api.patch("/v1/users/bob", json={"quotas": {"gpu_seconds_per_window": 0.1}})
+    # Room for one sweep of six trials (GPU-seconds from the workload's cost), not two.
+    from workers.workloads import WORKLOADS
+
+    one = WORKLOADS["dln_finetune"].cost_per_trial_s(SPEC["params"], cuda["execution"])
+    api.patch("/v1/users/bob", json={"quotas": {"gpu_seconds_per_window": 6 * one * 1.5}})
     first = api.post("/v1/sweeps", json=cuda, headers=bearer(bob))
     assert first.status_code == 201, first.text
     before = counts(migrated_url)

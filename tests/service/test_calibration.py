@@ -11,13 +11,10 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.dispatch import Dispatcher
 from service.runners import InlineRunner
-from service.scheduling.calibration import (
-    DEFAULT_SECONDS_PER_STEP_DN,
-    CalibrationRow,
-    estimate_cost,
-)
+from service.scheduling.calibration import CalibrationRow, estimate_cost
 from service.settings import Settings
 from tests.service.factories import small_finetune_spec
+from workers.dln.cost import DEFAULT_OVERHEAD_S, DEFAULT_SECONDS_PER_STEP_DN
 
 EXECUTION = {"lr": 0.5, "max_steps": 10_000}
 
@@ -60,7 +57,8 @@ def test_a_new_setting_uses_the_steps_of_all_settings() -> None:
 def test_no_rows_means_default_constants_said_so() -> None:
     estimate = estimate_cost([(params(100, 0.5), EXECUTION)], [])
     assert estimate.basis == "default constants" and estimate.calibrated_on == 0
-    assert estimate.seconds == pytest.approx(DEFAULT_SECONDS_PER_STEP_DN * 10_000 * 50 * 100)
+    expected = DEFAULT_OVERHEAD_S + DEFAULT_SECONDS_PER_STEP_DN * 10_000 * 50 * 100
+    assert estimate.seconds == pytest.approx(expected)
 
 
 def test_rows_of_another_device_do_not_time_this_one() -> None:

@@ -121,3 +121,25 @@ def test_a_failed_batch_splits_at_a_group_boundary() -> None:
     assert set(left.theory_wanted) == {0, 1, 2, 3, 4}
     alone = Batch("dln_theory", tuple(trials[:5]))
     assert [len(p.trials) for p in split(alone, 1.5, 60)] == [2, 3]
+
+
+def test_every_uncalibrated_estimate_is_the_one_formula() -> None:
+    """The dispatcher's batch sizing, ``sweeps plan`` with nothing stored and the
+    workload's own cost (GPU-second quotas) give the same seconds: workers.dln.cost."""
+    from service.scheduling.calibration import estimate_cost
+    from workers.dln.cost import network_seconds
+    from workers.workloads import WORKLOADS
+
+    params, execution = {"alpha": 0.2, "D": 1000}, {"max_steps": 60_000}
+    expected = network_seconds(200, 1000, 60_000)
+    assert estimate_trial_seconds("dln_finetune", params, execution) == pytest.approx(expected)
+    assert estimate_cost([(params, execution)], []).seconds == pytest.approx(expected)
+    cost = WORKLOADS["dln_finetune"].cost_per_trial_s(params, execution)
+    assert cost == pytest.approx(expected)
+
+
+def test_the_default_step_budget_is_the_simulator_default() -> None:
+    from workers.dln.cost import DEFAULT_MAX_STEPS
+    from workers.dln.evaluate import TrainOptions
+
+    assert TrainOptions().max_steps == DEFAULT_MAX_STEPS
