@@ -116,9 +116,7 @@ def write_events(session: Session) -> int:
     """Turn this transaction's marks into event rows; returns the events written."""
     token = session.info.pop(_TOKEN, None)
     created = list(dict.fromkeys(session.info.pop(_CREATED, [])))
-    recount = [
-        i for i in dict.fromkeys(session.info.pop(_RECOUNT, [])) if i not in set(created)
-    ]
+    recount = [i for i in dict.fromkeys(session.info.pop(_RECOUNT, [])) if i not in set(created)]
     stamped: list[Any] = []
     if token is not None:
         low, high = _range(token)
@@ -201,25 +199,43 @@ def count_statuses(session: Session, sweep_id: str) -> dict[str, int]:
     return counts
 
 
-def _progress(sweep: Sweep, counts: Mapping[str, int], started: str | None, now: datetime):
-    """(progress, throughput per s, ETA s) from the counts and the first claim time."""
+def _progress(
+    sweep: Sweep, counts: Mapping[str, int], started: str | None, now: datetime
+) -> tuple[float, float | None]:
+    """(progress, throughput per s) from the counts and the first claim time."""
     total = sum(counts.values())
     done = total - sum(counts.get(state, 0) for state in _ACTIVE)
-    throughput = eta = None
     computed = done - sweep.cached_count
+    throughput = None
     if started and computed > 0:
         elapsed = max((now - datetime.fromisoformat(started)).total_seconds(), 1e-6)
         throughput = computed / elapsed
-        eta = (total - done) / throughput
-    return (done / total if total else 1.0), throughput, eta
+    return (done / total if total else 1.0), throughput
 
 
 def _payload(
-    sweep: Sweep, counts: Mapping[str, int], started: str | None, now: datetime
+    session: Session,
+    sweep: Sweep,
+    counts: Mapping[str, int],
+    started: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
+    """The payload every event carries: counts, progress, throughput, ETA and status.
+
+    The ETA is the same smoothed one as ``GET /v1/sweeps/{id}``, as of ``now``
+    (``store.progress.smoothed_eta``: one query of finish times): 0 when nothing remains,
+    None until something was computed."""
+    from service.store.progress import smoothed_eta  # progress imports transitions
     from service.store.transitions import derive_sweep_status  # transitions imports us
 
-    progress, throughput, eta = _progress(sweep, counts, started, now)
+    progress, throughput = _progress(sweep, counts, started, now)
+    remaining = sum(counts.get(state, 0) for state in _ACTIVE)
+    eta = None
+    if throughput is not None and started:
+        eta = 0.0
+        if remaining:
+            first = datetime.fromisoformat(started)
+            eta = smoothed_eta(session, sweep.id, first, remaining, now)
     return {
         "counts": dict(counts),
         "total": sum(counts.values()),
@@ -264,27 +280,26 @@ def _append_change(
         for (source, target), ids in sorted(moves.items())
     ]
     landed = any(t in _FINISHED or s == t for s, t in moves)
-    payload = _payload(sweep, counts, started, now) | {"changes": changes}
-    remaining = sum(counts.get(state, 0) for state in _ACTIVE)
-    if started and remaining and payload["eta_s"] is not None:
-        # The same smoothed ETA as GET /v1/sweeps/{id} (one query of finish times): the
-        # cumulative rate above climbs between batches and drops when one lands.
-        from service.store.progress import smoothed_eta  # progress imports transitions
-
-        first = datetime.fromisoformat(started)
-        payload["eta_s"] = smoothed_eta(session, sweep.id, first, remaining, now)
+    payload = _payload(session, sweep, counts, started, now) | {"changes": changes}
     ids = [_insert(session, sweep.id, RESULTS if landed else TRIALS, payload, now)]
     if was_active and not any(counts[state] for state in _ACTIVE) and not _refining(sweep):
-        ids.append(_insert(session, sweep.id, DONE, _payload(sweep, counts, started, now), now))
+        ids.append(
+            _insert(session, sweep.id, DONE, _payload(session, sweep, counts, started, now), now)
+        )
     return ids
 
 
 def _append_created(session: Session, sweep: Sweep, now: datetime) -> list[int]:
     counts = count_statuses(session, sweep.id)
-    payload = _payload(sweep, counts, None, now) | {"name": sweep.name, "workload": sweep.workload}
+    payload = _payload(session, sweep, counts, None, now) | {
+        "name": sweep.name,
+        "workload": sweep.workload,
+    }
     ids = [_insert(session, sweep.id, CREATED, payload, now)]
     if not any(counts[state] for state in _ACTIVE) and not _refining(sweep):
-        ids.append(_insert(session, sweep.id, DONE, _payload(sweep, counts, None, now), now))
+        ids.append(
+            _insert(session, sweep.id, DONE, _payload(session, sweep, counts, None, now), now)
+        )
     return ids
 
 
@@ -295,9 +310,11 @@ def _refining(sweep: Sweep) -> bool:
 
 def _append_recount(session: Session, sweep: Sweep, now: datetime) -> list[int]:
     counts = count_statuses(session, sweep.id)
-    ids = [_insert(session, sweep.id, TRIALS, _payload(sweep, counts, None, now), now)]
+    ids = [_insert(session, sweep.id, TRIALS, _payload(session, sweep, counts, None, now), now)]
     if not any(counts[state] for state in _ACTIVE) and not _refining(sweep):
-        ids.append(_insert(session, sweep.id, DONE, _payload(sweep, counts, None, now), now))
+        ids.append(
+            _insert(session, sweep.id, DONE, _payload(session, sweep, counts, None, now), now)
+        )
     return ids
 
 
