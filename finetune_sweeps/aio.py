@@ -11,7 +11,6 @@ sending, the sleeping and the page loops are written again here.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -32,8 +31,8 @@ from api_schemas.wire import (
 )
 from finetune_sweeps import calls
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
-from finetune_sweeps.errors import ConnectionFailed, NotFound, WaitTimeout
-from finetune_sweeps.events import SseParser, SweepEvent, apply_event
+from finetune_sweeps.errors import ConnectionFailed, NotFound
+from finetune_sweeps.events import Deadline, Resume, SseParser, SweepEvent, apply_event
 from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
@@ -137,36 +136,31 @@ class AsyncClient:
         poll_s: float = 0.5,
     ) -> SweepRead:
         report = progress_callback(progress)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(sweep_id, timeout)
         while True:
             sweep = await self.sweep(sweep_id)
             if report is not None:
                 report(sweep)
             if sweep.status in FINAL_STATUSES:
                 return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"sweep {sweep_id} did not finish within {timeout:g}s")
+            deadline.check()
             await asyncio.sleep(poll_s)
 
     async def follow(
         self, sweep_id: str, *, after: int = 0, timeout: float | None = None
     ) -> AsyncIterator[SweepEvent]:
         """``Client.follow``: the sweep's events after ``after``, live, until ``done``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt, last = 0, after
+        deadline, resume = Deadline(sweep_id, timeout), Resume(self.retry, after)
         while True:
             try:
-                response = await self._response(calls.events(sweep_id, last), stream=True)
+                response = await self._response(calls.events(sweep_id, resume.after), stream=True)
                 parser = SseParser()
                 try:
                     async for line in response.aiter_lines():
                         item = parser.feed(line)
-                        if deadline is not None and time.monotonic() > deadline:
-                            raise WaitTimeout(
-                                f"sweep {sweep_id} did not finish within {timeout:g}s"
-                            )
+                        deadline.check()
                         if isinstance(item, SweepEvent):
-                            attempt, last = 0, item.seq
+                            resume.seen(item)
                             yield item
                             if item.final:
                                 return
@@ -177,10 +171,7 @@ class AsyncClient:
                 error: Exception = ConnectionFailed(f"the event stream of {sweep_id} ended early")
             except httpx.TransportError as exc:
                 error = unreachable(self.url, exc)
-            if not self.retry.should_retry_error(attempt):
-                raise error
-            await asyncio.sleep(self.retry.delay(attempt))
-            attempt += 1
+            await asyncio.sleep(resume.backoff(error))
 
     async def watch(
         self,
@@ -197,7 +188,7 @@ class AsyncClient:
             if report is not None:
                 report(sweep)
             return sweep
-        started = time.monotonic()
+        deadline = Deadline(sweep_id, timeout)
         try:
             async for event in self.follow(sweep_id, timeout=timeout):
                 sweep = apply_event(sweep, event)
@@ -205,7 +196,7 @@ class AsyncClient:
                 if report is not None and sweep.status not in FINAL_STATUSES:
                     report(sweep)
         except NotFound:
-            left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            left = deadline.left()
             return await self.wait(sweep_id, progress=report, timeout=left, poll_s=poll_s)
         final = await self.sweep(sweep_id)
         if report is not None:

@@ -33,8 +33,8 @@ from api_schemas.wire import (
 )
 from finetune_sweeps import calls
 from finetune_sweeps.config import resolve_api_key, resolve_submitter, resolve_url
-from finetune_sweeps.errors import ConnectionFailed, NotFound, WaitTimeout
-from finetune_sweeps.events import SseParser, SweepEvent, apply_event
+from finetune_sweeps.errors import ConnectionFailed, NotFound
+from finetune_sweeps.events import Deadline, Resume, SseParser, SweepEvent, apply_event
 from finetune_sweeps.progress import FINAL_STATUSES, ProgressArg, progress_callback
 from finetune_sweeps.results import ResultSet
 from finetune_sweeps.specs import SpecLike, spec_body
@@ -162,15 +162,14 @@ class Client:
         Raises ``WaitTimeout`` after ``timeout`` seconds (``None``: no limit).
         """
         report = progress_callback(progress)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = Deadline(sweep_id, timeout)
         while True:
             sweep = self.sweep(sweep_id)
             if report is not None:
                 report(sweep)
             if sweep.status in FINAL_STATUSES:
                 return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise WaitTimeout(f"sweep {sweep_id} did not finish within {timeout:g}s")
+            deadline.check()
             time.sleep(poll_s)
 
     def follow(
@@ -185,21 +184,17 @@ class Client:
         ``WaitTimeout`` after ``timeout`` seconds (heartbeats keep the check running on
         an idle stream).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        attempt, last = 0, after
+        deadline, resume = Deadline(sweep_id, timeout), Resume(self.retry, after)
         while True:
             try:
-                response = self._response(calls.events(sweep_id, last), stream=True)
+                response = self._response(calls.events(sweep_id, resume.after), stream=True)
                 parser = SseParser()
                 try:
                     for line in response.iter_lines():
                         item = parser.feed(line)
-                        if deadline is not None and time.monotonic() > deadline:
-                            raise WaitTimeout(
-                                f"sweep {sweep_id} did not finish within {timeout:g}s"
-                            )
+                        deadline.check()
                         if isinstance(item, SweepEvent):
-                            attempt, last = 0, item.seq
+                            resume.seen(item)
                             yield item
                             if item.final:
                                 return
@@ -212,10 +207,7 @@ class Client:
                 error: Exception = ConnectionFailed(f"the event stream of {sweep_id} ended early")
             except httpx.TransportError as exc:
                 error = unreachable(self.url, exc)
-            if not self.retry.should_retry_error(attempt):
-                raise error
-            time.sleep(self.retry.delay(attempt))
-            attempt += 1
+            time.sleep(resume.backoff(error))
 
     def watch(
         self,
@@ -235,7 +227,7 @@ class Client:
             if report is not None:
                 report(sweep)
             return sweep
-        started = time.monotonic()
+        deadline = Deadline(sweep_id, timeout)
         try:
             for event in self.follow(sweep_id, timeout=timeout):
                 sweep = apply_event(sweep, event)
@@ -243,7 +235,7 @@ class Client:
                 if report is not None and sweep.status not in FINAL_STATUSES:
                     report(sweep)
         except NotFound:  # an older server: the sweep exists but its stream does not
-            left = None if timeout is None else max(timeout - (time.monotonic() - started), 0)
+            left = deadline.left()
             return self.wait(sweep_id, progress=report, timeout=left, poll_s=poll_s)
         final = self.sweep(sweep_id)
         if report is not None:

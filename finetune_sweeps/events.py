@@ -9,17 +9,23 @@ stream alive; the stream ends after ``done``.  A client that reconnects with
 connections loses and repeats nothing.
 
 This module is pure (lines in, records out) so that the sync and the async client share
-it: ``SseParser`` turns lines into ``SweepEvent`` records (or ``HEARTBEAT``), and
-``apply_event`` folds an event into the ``SweepRead`` a progress display already shows.
+it: ``SseParser`` turns lines into ``SweepEvent`` records (or ``HEARTBEAT``),
+``apply_event`` folds an event into the ``SweepRead`` a progress display already shows,
+``Deadline`` is the ``timeout`` of ``wait`` / ``follow`` / ``watch``, and ``Resume``
+decides, after a stream ended or dropped, whether to reconnect and after how long (the
+two clients differ only in how they read lines and sleep).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from api_schemas.wire import SweepCounts, SweepRead
+from finetune_sweeps.errors import WaitTimeout
+from finetune_sweeps.transport import RetryPolicy
 
 DONE: Final = "done"
 
@@ -95,3 +101,41 @@ def apply_event(sweep: SweepRead, event: SweepEvent) -> SweepRead:
         if name in data:
             update[name] = data[name]
     return SweepRead.model_validate({**sweep.model_dump(), **update})
+
+
+class Deadline:
+    """``timeout`` seconds from now (None: never) for the sweep ``sweep_id``."""
+
+    def __init__(self, sweep_id: str, timeout: float | None) -> None:
+        self.sweep_id, self.timeout = sweep_id, timeout
+        self._at = None if timeout is None else time.monotonic() + timeout
+
+    def check(self) -> None:
+        """Raise ``WaitTimeout`` once the deadline has passed."""
+        if self._at is not None and time.monotonic() > self._at:
+            raise WaitTimeout(f"sweep {self.sweep_id} did not finish within {self.timeout:g}s")
+
+    def left(self) -> float | None:
+        """Seconds left (at least 0), None without a deadline."""
+        return None if self._at is None else max(self._at - time.monotonic(), 0.0)
+
+
+class Resume:
+    """Where a followed stream resumes (``after``: the last event seen) and how often it
+    may: the attempts count from zero again after every event received, so only a
+    stream that keeps failing without progress gives up (after ``retry.attempts``)."""
+
+    def __init__(self, retry: RetryPolicy, after: int) -> None:
+        self.retry, self.after, self._attempt = retry, after, 0
+
+    def seen(self, event: SweepEvent) -> None:
+        self.after, self._attempt = event.seq, 0
+
+    def backoff(self, error: Exception) -> float:
+        """Seconds to wait before reconnecting after ``error``; raises it when no try is
+        left."""
+        if not self.retry.should_retry_error(self._attempt):
+            raise error
+        delay = self.retry.delay(self._attempt)
+        self._attempt += 1
+        return delay

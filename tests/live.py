@@ -49,7 +49,10 @@ def read_sse(
     comments: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Messages of ``/v1/sweeps/{id}/events`` (``{"id", "event", "data"}``) until the stream
-    ends, or until ``stop_after`` messages (then the connection is dropped)."""
+    ends, or until ``stop_after`` messages (then the connection is dropped).
+
+    Written apart from the client's ``finetune_sweeps.events.SseParser`` on purpose: the
+    server's wire format is checked by a reader that shares no code with the client."""
     headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
     messages: list[dict[str, Any]] = []
     current: dict[str, Any] = {}
