@@ -18,7 +18,10 @@ only) over the same span, which is what the work costs whatever else loads the
 machine (the dispatcher's and the client's polling add a little CPU per wall second:
 0.05 s and 0.25 s intervals); Ray tasks; and dataset draws (Σ over batches of the
 distinct group keys in each: the worker draws a dataset once per batch that holds its
-group).  Goal: grouped wall times within 15% of each other across the four batch sizes.
+group); and the seconds spent inside ``execute_batch`` summed over batches (the work
+alone: Ray's processes also burn idle CPU in proportion to wall time, which the worker
+CPU column includes).  Goal: grouped wall times within 15% of each other across the four
+batch sizes.
 
 Default size (stated in the README's table): D = 300, α ∈ {0.15, 0.3}, 14 seeds (the
 paper's), n_test = 2 D (as exp1_full.yaml), 3,000 steps max = 280 trials per run: with

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The prepared CUDA check of the nonlinear workloads: one trial of each in-process on
-# the GPU (samples/s, bf16 autocast), the shared-pretraining saving, and a small sweep
-# of each workload through the dispatcher and Ray asking for a quarter GPU per trial
-# (trials/s, samples/s).  Prints one table per measurement; paste them into the README.
+# The prepared GPU check, run once when a GPU is lent:
+# 1. the nonlinear workloads: one trial of each in-process on the GPU (samples/s, bf16
+#    autocast), the shared-pretraining saving, and a small sweep of each workload through
+#    the dispatcher and Ray asking for a quarter GPU per trial (trials/s, samples/s);
+# 2. the paper-scale campaign (benchmarks/paper_scale.py): exp1_full and regimes_full at
+#    D = 5000, 14 seeds, through the service on the GPU, until CAMPAIGN_SECONDS (default
+#    420) runs out; then the agreement reports, figures, the table and the projection of
+#    the whole campaign, written to $OUT/paper-scale (or docs/figures/paper-scale).
+# Prints one table per measurement; paste them into the README.
 #
-#   bash scripts/gpu_check.sh            # on a machine with a CUDA GPU
-#   bash scripts/gpu_check.sh --device cpu   # the same script on CPU (what CI can run)
+#   bash scripts/gpu_check.sh                 # on a machine with a CUDA GPU
+#   bash scripts/gpu_check.sh --device cpu    # the same script on CPU (CAMPAIGN_DIM and
+#                                             # CAMPAIGN_SEEDS shrink the campaign there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -20,4 +26,11 @@ if [[ "$DEVICE" == "cuda" ]]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 fi
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
-exec "$PYTHON" benchmarks/bench_nets.py --device "$DEVICE" --sweep --repeats 3
+"$PYTHON" benchmarks/bench_nets.py --device "$DEVICE" --sweep --repeats 3
+
+CAMPAIGN_OUT="${OUT:-docs/figures}/paper-scale"
+CAMPAIGN_ARGS=(--device "$DEVICE" --budget-s "${CAMPAIGN_SECONDS:-420}" --out "$CAMPAIGN_OUT")
+[[ -n "${CAMPAIGN_ALPHAS:-}" ]] && CAMPAIGN_ARGS+=(--alphas $CAMPAIGN_ALPHAS)
+[[ -n "${CAMPAIGN_DIM:-}" ]] && CAMPAIGN_ARGS+=(--dim "$CAMPAIGN_DIM")
+[[ -n "${CAMPAIGN_SEEDS:-}" ]] && CAMPAIGN_ARGS+=(--seeds "$CAMPAIGN_SEEDS")
+exec "$PYTHON" benchmarks/paper_scale.py "${CAMPAIGN_ARGS[@]}"

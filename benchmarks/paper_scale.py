@@ -1,0 +1,243 @@
+"""The paper's size through the service: Experiment 1 and the regime figure at D = 5000.
+
+Runs ``examples/paper/exp1_full.yaml`` (optionally only some α of its grid and some of
+its settings) and ``regimes_full.yaml`` through the real app (TestClient), the real
+dispatcher, a real local Ray (every CPU, and the GPUs Ray finds) and a real SQLite, then
+writes into ``--out``:
+
+- ``<name>_report.json`` — the agreement report (``GET /v1/sweeps/{id}/report``);
+- ``<name>_gen_error.png``, ``<name>_scatter.png`` (and ``regimes.png`` for the regime
+  figure) — the figures the README shows;
+- ``<name>_results.csv`` — every result;
+- ``summary.md`` — the table below and the projection.
+
+The table: trials finished, not_converged configs, wall time from submit to the last
+result, median and total seconds per network (each trial's ``wall_time_s``: its batch's
+measured time shared by steps·n·D), the fraction of configs above the stopping floor with
+the theory inside the simulation's 95% interval, and the regime-label agreement of the
+clear trials (regimes-v2).
+
+The projection of the whole ``*_full`` campaign on this machine: ``sweeps plan`` on the
+full specs, calibrated on the results just stored (``service.scheduling.calibration``:
+one-core seconds), divided by the Ray workers that run batches in parallel (CPUs, or GPUs
+with ``--device cuda``).  It is an extrapolation from what ran, and says so.
+
+    .venv/bin/python benchmarks/paper_scale.py --alphas 0.01 0.059 0.108 0.157 \
+        [--settings 0 1 2 ...] [--no-regimes] [--device cpu|cuda|auto] [--budget-s 3600] \
+        [--dim 5000] [--seeds 14] [--out docs/figures/paper-scale]
+
+``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
+is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
+when it is spent is cancelled and reported as partial, a sweep not started is not run.
+``scripts/gpu_check.sh`` runs it with ``--device cuda`` when a GPU is lent.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import yaml  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from service.app import create_app  # noqa: E402
+from service.runners import RayRunner  # noqa: E402
+from service.settings import DispatchSettings, LimitSettings, RaySettings, Settings  # noqa: E402
+
+PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
+FINAL = ("succeeded", "failed", "partial", "cancelled")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((PAPER / name).read_text())
+
+
+def shaped(
+    spec: dict,
+    *,
+    alphas: list[float] | None,
+    settings: list[int] | None,
+    device: str,
+    dim: int | None,
+    seeds: int | None,
+) -> dict:
+    """The spec with only these α and zip settings, on ``device``, optionally smaller."""
+    spec = copy.deepcopy(spec)
+    if alphas is not None:
+        spec.setdefault("axes", {})["alpha"] = alphas
+    if settings is not None and spec.get("zip"):
+        (group,) = spec["zip"]
+        spec["zip"] = [{key: [values[i] for i in settings] for key, values in group.items()}]
+    spec.setdefault("execution", {})["device"] = device
+    if dim is not None:
+        spec["params"]["D"] = dim
+        spec["params"]["n_test"] = min(int(spec["params"].get("n_test", 2 * dim)), 2 * dim)
+    if seeds is not None:
+        spec["seeds"] = seeds
+    return spec
+
+
+def run_sweep(client: TestClient, spec: dict, budget_s: float) -> tuple[dict, float]:
+    """Submit, wait until the sweep ends or the budget runs out (then cancel); the final
+    sweep and the wall seconds."""
+    started = time.perf_counter()
+    response = client.post("/v1/sweeps", json=spec)
+    response.raise_for_status()
+    sweep_id = response.json()["id"]
+    while True:
+        sweep = client.get(f"/v1/sweeps/{sweep_id}").json()
+        if sweep["status"] in FINAL:
+            return sweep, time.perf_counter() - started
+        if time.perf_counter() - started > budget_s:
+            client.post(f"/v1/sweeps/{sweep_id}/cancel").raise_for_status()
+            budget_s = float("inf")  # wait for the cancel to settle
+        time.sleep(1.0)
+
+
+def write_outputs(client: TestClient, sweep: dict, out: Path, figures: list[str]) -> dict:
+    """Report, figures and results of one sweep into ``out``; the report."""
+    sweep_id, name = sweep["id"], sweep["name"]
+    report = client.get(f"/v1/sweeps/{sweep_id}/report").json()
+    (out / f"{name}_report.json").write_text(yaml.safe_dump(report, sort_keys=False))
+    for kind in figures:
+        response = client.get(f"/v1/sweeps/{sweep_id}/figures/{kind}.png")
+        if response.status_code == 200:
+            (out / f"{name}_{kind}.png").write_bytes(response.content)
+    export = client.get("/v1/results/export", params={"sweep_id": sweep_id, "format": "csv"})
+    if export.status_code == 200:
+        (out / f"{name}_results.csv").write_bytes(export.content)
+    return report
+
+
+def network_seconds(client: TestClient, sweep_id: str) -> list[float]:
+    """Each succeeded trial's ``wall_time_s`` (its share of its batch's measured time)."""
+    seconds, cursor = [], None
+    while True:
+        params = {"sweep_id": sweep_id, "limit": 1000}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/results", params=params).json()
+        seconds += [r["wall_time_s"] for r in page["items"] if r.get("wall_time_s") is not None]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return seconds
+
+
+def row(name: str, sweep: dict, wall: float, report: dict, seconds: list[float]) -> str:
+    counts = sweep["counts"]
+    not_converged = report.get("counts", {}).get("not_converged", 0)
+    inside = report.get("fraction_inside")
+    clear = report.get("regime_clear_agreement_rate")
+    median = statistics.median(seconds) if seconds else float("nan")
+    return (
+        f"| {name} | {counts.get('succeeded', 0)}/{sweep['trial_count']} | {not_converged} | "
+        f"{wall:.0f} | {median:.2f} | {sum(seconds):.0f} | "
+        f"{'-' if inside is None else f'{inside:.1%}'} "
+        f"({report.get('inside_95', 0)}/{report.get('compared', 0)}) | "
+        f"{'-' if clear is None else f'{clear:.1%}'} "
+        f"({report.get('regime_clear_trials') or 0} clear) |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--alphas", type=float, nargs="*", default=None)
+    parser.add_argument("--settings", type=int, nargs="*", default=None)
+    parser.add_argument("--no-regimes", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--budget-s", type=float, default=3600.0)
+    parser.add_argument("--dim", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("docs/figures/paper-scale"))
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/paper_scale.db"
+    settings = Settings(
+        database_url=url,
+        limits=LimitSettings(max_steps=1_000_000),
+        dispatch=DispatchSettings(poll_seconds=0.1),
+    )
+    runner = RayRunner(RaySettings())
+    runner.start()
+    import ray
+
+    resources = ray.cluster_resources()
+    parallel = resources.get("GPU", 0) if args.device != "cpu" else resources.get("CPU", 1)
+    parallel = max(1.0, float(parallel or resources.get("CPU", 1)))
+    shape = {
+        "device": args.device,
+        "dim": args.dim,
+        "seeds": args.seeds,
+    }
+    runs = [
+        (
+            "exp1",
+            shaped(load("exp1_full.yaml"), alphas=args.alphas, settings=args.settings, **shape),
+            ["gen_error", "scatter"],
+        )
+    ]
+    if not args.no_regimes:
+        regimes = shaped(load("regimes_full.yaml"), alphas=args.alphas, settings=None, **shape)
+        runs.append(("regimes", regimes, ["regimes", "scatter"]))
+    header = (
+        "| sweep | finished | not_converged configs | wall s | median s/network | "
+        "Σ network s | theory inside 95% | clear-label agreement |\n"
+        + "|---" * 8
+        + "|"
+    )
+    lines = [
+        f"Paper scale: D = {args.dim or 5000}, {args.seeds or 14} seeds, device {args.device}, "
+        f"α {args.alphas or 'all of the spec'}, settings {args.settings or 'all'}; "
+        f"{parallel:g} parallel Ray workers ({resources.get('CPU', 0):g} CPUs, "
+        f"{resources.get('GPU', 0):g} GPUs)",
+        "",
+        header,
+    ]
+    print("\n".join(lines), flush=True)
+    app = create_app(settings, runner=runner, start_dispatcher=True)
+    deadline = time.monotonic() + args.budget_s  # for all sweeps together
+    with TestClient(app) as client:
+        for name, spec, figures in runs:
+            spec["name"] = f"{name}-paper-scale"
+            if time.monotonic() >= deadline:
+                lines.append(f"| {name} | not run: the budget was spent | | | | | | |")
+                print(lines[-1], flush=True)
+                continue
+            sweep, wall = run_sweep(client, spec, deadline - time.monotonic())
+            report = write_outputs(client, sweep, args.out, figures)
+            line = row(name, sweep, wall, report, network_seconds(client, sweep["id"]))
+            lines.append(line)
+            print(line, flush=True)
+        lines += ["", "Projection of the whole campaign (calibrated on the results above):", ""]
+        total = 0.0
+        for full in ("exp1_full.yaml", "regimes_full.yaml"):
+            spec = load(full)
+            spec.setdefault("execution", {})["device"] = args.device
+            plan = client.post("/v1/sweeps/plan", json=spec).json()
+            seconds = plan["estimated_cost_s"]
+            total += seconds
+            basis = plan["estimate_basis"]
+            lines.append(
+                f"- {full}: {plan['new_count']} new trials, {seconds:,.0f} one-worker s "
+                f"({basis['source']}, on {basis['calibrated_on']} results; "
+                f"{basis.get('trials_with_history', 0)} trials' settings had results) "
+                f"→ {seconds / parallel / 3600:.1f} h on {parallel:g} workers"
+            )
+        lines.append(f"- together: {total / parallel / 3600:.1f} h on {parallel:g} workers")
+    runner.shutdown()
+    print("\n".join(lines[-4:]), flush=True)
+    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
