@@ -31,10 +31,12 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import random  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -129,6 +131,26 @@ def run_service(
         if sweep["status"] != "succeeded":
             raise SystemExit(f"sweep ended {sweep['status']}: {sweep['counts']}")
     return elapsed, runner.compute_s
+
+
+@contextlib.contextmanager
+def one_task_per_trial() -> Iterator[None]:
+    """The baseline's dispatcher: claims take trials as they come and every trial is a
+    batch of its own.  The product keeps whole groups (trials sharing a dataset or a
+    theory curve) in one batch whatever the batch size, so ``batch_size=1`` alone no
+    longer means one task per trial."""
+    import service.dispatch.loop as loop
+    import service.store.claims as claims
+
+    saved = claims.whole_groups, loop.group_into_batches
+    claims.whole_groups = lambda session, candidates, limit, caps, *, postgres: [
+        row.id for row in candidates
+    ]
+    loop.group_into_batches = lambda trials, batch_size, **_: [[trial] for trial in trials]
+    try:
+        yield
+    finally:
+        claims.whole_groups, loop.group_into_batches = saved
 
 
 def claimed(trial_id: int, workload: str, planned) -> ClaimedTrial:  # noqa: ANN001
@@ -234,7 +256,9 @@ def main() -> None:
                     expand_spec(SweepSpec.model_validate(run_spec), LimitSettings(max_trials=10**6))
                 )
                 url = args.database_url or f"sqlite:///{tmp}/{label}-{batch_size}.db"
-                e2e, compute = run_service(run_spec, url, runner, batch_size, inflight)
+                baseline = one_task_per_trial() if batch_size == 1 else contextlib.nullcontext()
+                with baseline:
+                    e2e, compute = run_service(run_spec, url, runner, batch_size, inflight)
                 direct = direct_time(run_spec, per_trial=batch_size == 1)
                 rows.append(
                     (

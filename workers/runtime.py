@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from workers.envelope import envelope
@@ -65,6 +66,11 @@ class ProgressBoard:
                 "envelope": payload.pop("envelope", None),
             }
         self._reports[trial_id] = payload
+
+    def report_many(self, reports: Mapping[int, dict[str, Any]]) -> None:
+        """Several reports in one call (what :class:`BufferedReporter` sends)."""
+        for trial_id, payload in reports.items():
+            self.report(trial_id, payload)
 
     def snapshot(self, trial_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         return {i: self._reports[i] for i in trial_ids if i in self._reports}
@@ -151,19 +157,70 @@ def report_started(progress: ProgressFn, trials: Sequence[ClaimedTrial]) -> None
             return
 
 
-def ray_progress_reporter(actor_name: str) -> ProgressFn | None:
-    """Fire-and-forget reports to the named progress actor (None if it is not there)."""
+class BufferedReporter:
+    """A ``ProgressFn`` that sends its reports in bundles: ``send({trial id: payload})``
+    about every ``every_s`` seconds from a background thread, and on :meth:`close`.
+
+    One actor call per report made a batch of short trials spend a noticeable share of
+    its time reporting (a ``started`` and a ``done`` per trial, the latter with the
+    trial's outcome); bundled, a batch makes a few calls a second, and a report made
+    before a long silent stretch (a large dataset being drawn) still goes out within
+    ``every_s``.  Only the latest report of a trial is sent, except that an ``outcome``
+    it carried is kept until sent.  The dispatcher reads the board about once a second.
+    """
+
+    def __init__(
+        self, send: Callable[[dict[int, dict[str, Any]]], None], every_s: float = 0.25
+    ) -> None:
+        self.send, self.every_s = send, every_s
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, trial_id: int, payload: dict[str, Any]) -> None:
+        with self._lock:
+            previous = self._pending.get(trial_id)
+            if previous is not None and "outcome" in previous and "outcome" not in payload:
+                payload = {**payload, "outcome": previous["outcome"]}
+                if "envelope" in previous:
+                    payload["envelope"] = previous["envelope"]
+            self._pending[trial_id] = payload
+        if self._thread is None and not self._closed.is_set():
+            self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.every_s):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if pending:
+            try:
+                self.send(pending)
+            except Exception:  # noqa: BLE001 - progress is best effort, never fatal
+                pass
+
+    def close(self) -> None:
+        """Send what is left and stop the background thread."""
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self.flush()
+
+
+def ray_progress_reporter(actor_name: str) -> BufferedReporter | None:
+    """Fire-and-forget bundled reports to the named progress actor (None if it is not
+    there)."""
     import ray
 
     try:
         board = ray.get_actor(actor_name)
     except ValueError:
         return None
-
-    def report(trial_id: int, payload: dict[str, Any]) -> None:
-        board.report.remote(trial_id, payload)
-
-    return report
+    return BufferedReporter(lambda reports: board.report_many.remote(reports))
 
 
 def execute_batch_on_ray(
@@ -177,7 +234,11 @@ def execute_batch_on_ray(
     progress = None
     if progress_actor and not theory_only:
         progress = ray_progress_reporter(progress_actor)
-    return execute_batch(workload, trials, theory_wanted, progress, theory_only=theory_only)
+    try:
+        return execute_batch(workload, trials, theory_wanted, progress, theory_only=theory_only)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def make_remote(num_gpus: float = 0.0):  # noqa: ANN201 - returns a Ray remote function
