@@ -20,7 +20,9 @@ clear trials (regimes-v2).
 The projection of the whole ``*_full`` campaign on this machine: ``sweeps plan`` on the
 full specs, calibrated on the results just stored (``service.scheduling.calibration``:
 one-core seconds), divided by the Ray workers that run batches in parallel (CPUs, or GPUs
-with ``--device cuda``).  It is an extrapolation from what ran, and says so.
+with ``--device cuda``).  It is an extrapolation from what ran, and says so; it means
+something only when what ran has the campaign's D (a smoke run with ``--dim`` calibrates
+the per-step cost on tiny networks, whose fixed costs dominate).
 
     .venv/bin/python benchmarks/paper_scale.py --alphas 0.01 0.059 0.108 0.157 \
         [--settings 0 1 2 ...] [--no-regimes] [--device cpu|cuda|auto] [--budget-s 3600] \
@@ -41,6 +43,7 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import csv  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -118,18 +121,18 @@ def write_outputs(client: TestClient, sweep: dict, out: Path, figures: list[str]
     return report
 
 
-def network_seconds(client: TestClient, sweep_id: str) -> list[float]:
-    """Each succeeded trial's ``wall_time_s`` (its share of its batch's measured time)."""
-    seconds, cursor = [], None
-    while True:
-        params = {"sweep_id": sweep_id, "limit": 1000}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/v1/results", params=params).json()
-        seconds += [r["wall_time_s"] for r in page["items"] if r.get("wall_time_s") is not None]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return seconds
+def network_seconds(results_csv: Path) -> list[float]:
+    """Each succeeded trial's ``wall_time_s`` (its share of its batch's measured time),
+    from the exported results."""
+    if not results_csv.exists():
+        return []
+    with results_csv.open(newline="") as handle:
+        rows = csv.DictReader(handle)
+        return [
+            float(r["wall_time_s"])
+            for r in rows
+            if r.get("status") == "succeeded" and r.get("wall_time_s") not in (None, "")
+        ]
 
 
 def row(name: str, sweep: dict, wall: float, report: dict, seconds: list[float]) -> str:
@@ -215,7 +218,8 @@ def main() -> None:
                 continue
             sweep, wall = run_sweep(client, spec, deadline - time.monotonic())
             report = write_outputs(client, sweep, args.out, figures)
-            line = row(name, sweep, wall, report, network_seconds(client, sweep["id"]))
+            seconds = network_seconds(args.out / f"{sweep['name']}_results.csv")
+            line = row(name, sweep, wall, report, seconds)
             lines.append(line)
             print(line, flush=True)
         lines += ["", "Projection of the whole campaign (calibrated on the results above):", ""]

@@ -224,7 +224,9 @@ def _to_read(
                 RunningTrial(trial_id=trial_id, progress=progress)
                 for trial_id, progress in running_progress(session, sweep.id)
             ]
-            executing, queued = running_phases(session, sweep.id, EXECUTING_PHASES)
+            executing, queued = running_phases(
+                session, sweep.id, EXECUTING_PHASES, counts[transitions.RUNNING]
+            )
     return SweepRead(
         id=sweep.id,
         name=sweep.name,
