@@ -28,6 +28,12 @@ the per-step cost on tiny networks, whose fixed costs dominate).
         [--settings 0 1 2 ...] [--no-regimes] [--device cpu|cuda|auto] [--budget-s 3600] \
         [--dim 5000] [--seeds 14] [--out docs/figures/paper-scale]
 
+``--rereport-db URL`` reopens the database of an earlier run (``--database-url``),
+recomputes the replica values stored as unreliable — through the dispatcher's own
+reconcile path: the prediction rows are dropped, the trials' values cleared, and a
+dispatcher computes and backfills them — and writes the reports and figures again; the
+simulations are not rerun.
+
 ``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
 is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
 when it is spent is cancelled and reported as partial, a sweep not started is not run.
@@ -44,6 +50,7 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import csv  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -110,7 +117,7 @@ def write_outputs(client: TestClient, sweep: dict, out: Path, figures: list[str]
     """Report, figures and results of one sweep into ``out``; the report."""
     sweep_id, name = sweep["id"], sweep["name"]
     report = client.get(f"/v1/sweeps/{sweep_id}/report").json()
-    (out / f"{name}_report.json").write_text(yaml.safe_dump(report, sort_keys=False))
+    (out / f"{name}_report.json").write_text(json.dumps(report, indent=1) + "\n")
     for kind in figures:
         response = client.get(f"/v1/sweeps/{sweep_id}/figures/{kind}.png")
         if response.status_code == 200:
@@ -151,6 +158,55 @@ def row(name: str, sweep: dict, wall: float, report: dict, seconds: list[float])
     )
 
 
+def rereport(url: str, out: Path) -> None:
+    """Recompute the unreliable replica values of a finished run, then its outputs."""
+    from sqlalchemy import delete, select, update
+
+    from service.dispatch import Dispatcher
+    from service.runners import InlineRunner
+    from service.store.models import TheoryPrediction, Trial
+    from service.store.session import session_scope
+
+    settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
+    app = create_app(settings, start_dispatcher=False)
+    with TestClient(app) as client:
+        factory = app.state.session_factory
+        with session_scope(factory) as session:
+            keys = list(
+                session.scalars(
+                    select(TheoryPrediction.theory_key).where(
+                        TheoryPrediction.reliable.is_not(True)
+                    )
+                )
+            )
+            session.execute(delete(TheoryPrediction).where(TheoryPrediction.theory_key.in_(keys)))
+            session.execute(
+                update(Trial)
+                .where(Trial.theory_key.in_(keys))
+                .values(gen_error_asymptotic=None, residual_asymptotic=None)
+            )
+        print(f"recomputing {len(keys)} unreliable replica values", flush=True)
+        Dispatcher(factory, settings, InlineRunner()).run_until_idle(timeout=3600)
+        sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
+        for sweep in sweeps:
+            figures = (
+                ["regimes", "scatter"]
+                if sweep["name"].startswith("regimes")
+                else [
+                    "gen_error",
+                    "scatter",
+                ]
+            )
+            report = write_outputs(client, sweep, out, figures)
+            print(
+                f"{sweep['name']}: theory inside 95% {report.get('inside_95')}/"
+                f"{report.get('compared')}, not_converged "
+                f"{report.get('counts', {}).get('not_converged', 0)}, clear-label agreement "
+                f"{report.get('regime_clear_agreement_rate')}",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--alphas", type=float, nargs="*", default=None)
@@ -162,8 +218,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("docs/figures/paper-scale"))
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--rereport-db", default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.rereport_db:
+        rereport(args.rereport_db, args.out)
+        return
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/paper_scale.db"
     settings = Settings(
         database_url=url,
@@ -194,9 +254,7 @@ def main() -> None:
         runs.append(("regimes", regimes, ["regimes", "scatter"]))
     header = (
         "| sweep | finished | not_converged configs | wall s | median s/network | "
-        "Σ network s | theory inside 95% | clear-label agreement |\n"
-        + "|---" * 8
-        + "|"
+        "Σ network s | theory inside 95% | clear-label agreement |\n" + "|---" * 8 + "|"
     )
     lines = [
         f"Paper scale: D = {args.dim or 5000}, {args.seeds or 14} seeds, device {args.device}, "

@@ -14,6 +14,13 @@ stable (reduced multiplier |m| < 1, the linear response to a perturbation of s^2
 no converged branch disagrees beyond ``1e-3`` relative; otherwise ``gen_error_alt``
 carries the most different branch's value and ``branch_mismatch`` the gap, instead of
 one being silently picked.
+
+When none of the three converged to a stable point (the cold start can fail at small
+alpha in the lazy regime: alpha = 0.01 with gamma_FT = 1 or c_PT = 1), the point is
+solved once more by continuation along a geometric path from ``_RESCUE_ANCHOR`` to it,
+and that solution is used if it converged and is stable.  So a point's value does not
+depend on which other alphas were asked for with it: a batch of the service asks only
+for the alphas of its own trials, often one.
 """
 
 from __future__ import annotations
@@ -45,6 +52,9 @@ _BRANCH_RTOL = 1e-3
 # gamma_ext homotopy for cold starts that fail to converge directly.
 _HOMOTOPY_START = 1e-2
 _HOMOTOPY_FACTOR = 1e-2
+# Continuation path for a point where no branch converged: from this alpha, in steps.
+_RESCUE_ANCHOR = 0.5
+_RESCUE_STEPS = 8
 EXPECTATIONS = ("quadrature", "monte_carlo")
 # The original code's Monte-Carlo estimator (THEORY.md §3).
 DEFAULT_MC_SAMPLES = 80_000
@@ -138,6 +148,18 @@ def _cold_solve(alpha: float, ch: Channel, second_moment: float, **kw: Any) -> F
         gamma = max(gamma * _HOMOTOPY_FACTOR, ch.gamma_ext)
 
 
+def _continued_from_anchor(
+    alpha: float, ch: Channel, second_moment: float, **kw: Any
+) -> FixedPoint:
+    """The fixed point at ``alpha`` reached by continuation from a cold start at
+    ``_RESCUE_ANCHOR`` along ``_RESCUE_STEPS`` geometrically spaced alphas."""
+    path = np.geomspace(_RESCUE_ANCHOR, alpha, _RESCUE_STEPS)
+    fp = _cold_solve(float(path[0]), ch, second_moment, **kw)
+    for value in path[1:]:
+        fp = solve_fixed_point(float(value), ch, (fp.s2, fp.g), **kw)
+    return fp
+
+
 def _disagree(a: float, b: float, scale: float) -> bool:
     return abs(a - b) > _BRANCH_RTOL * max(abs(a), abs(b)) + 1e-9 * scale
 
@@ -229,9 +251,12 @@ def solve_curve(
     }
     reliable = np.zeros(n, dtype=bool)
     for i in range(n):
-        primary, reliable[i], mismatch, out["alt"][i] = select_branch(
-            [cold[i], forward[i], backward[i]], second_moment
-        )
+        branches = [cold[i], forward[i], backward[i]]
+        if not any(fp.converged and fp.stable for fp in branches):
+            rescued = _continued_from_anchor(float(grid[i]), ch, second_moment, **kw)
+            if rescued.converged and rescued.stable:
+                branches = [rescued, *branches]
+        primary, reliable[i], mismatch, out["alt"][i] = select_branch(branches, second_moment)
         out["gen_error"][i] = primary.error
         out["active_fraction"][i] = primary.active
         out["s2"][i] = primary.s2
