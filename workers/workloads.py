@@ -336,10 +336,10 @@ class DLNFinetune(_DLNWorkload):
 
     def cost_per_trial_s(self, params: dict[str, Any], execution: dict[str, Any]) -> float:
         """Single-core seconds at ``max_steps`` steps (``workers.dln.cost``'s defaults)."""
-        from workers.dln.cost import DEFAULT_MAX_STEPS, network_seconds, sample_count
+        from workers.dln.cost import DEFAULT_MAX_STEPS, network_seconds, trial_samples
 
         steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS))
-        return network_seconds(sample_count(params["alpha"], params["D"]), params["D"], steps)
+        return network_seconds(trial_samples(params), params["D"], steps)
 
 
 @dataclass(frozen=True)

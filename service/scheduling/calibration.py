@@ -41,7 +41,7 @@ from workers.dln.cost import (
     DEFAULT_OVERHEAD_S,
     DEFAULT_SECONDS_PER_STEP_DN,
     network_seconds,
-    sample_count,
+    trial_samples,
 )
 
 # Keys that do not define a setting: they change the dataset's size or draw, or only
@@ -82,11 +82,6 @@ def setting_key(params: Mapping[str, Any], execution: Mapping[str, Any]) -> str:
     return json.dumps([kept, options], sort_keys=True, default=str)
 
 
-def samples(params: Mapping[str, Any]) -> int:
-    """``n = max(1, round(alpha D))`` of a trial's parameters."""
-    return sample_count(params["alpha"], params["D"])
-
-
 def _device_type(device: str) -> str:
     return "cuda" if str(device).startswith("cuda") else "cpu"
 
@@ -109,11 +104,11 @@ class CalibratedModel:
         for row in rows:
             entry = steps.setdefault(setting_key(row.params, row.execution), [0.0, 0.0])
             entry[0] += row.steps
-            entry[1] += samples(row.params)
+            entry[1] += trial_samples(row.params)
         total_steps = sum(entry[0] for entry in steps.values())
         total_n = sum(entry[1] for entry in steps.values())
         timed = [r for r in rows if _device_type(r.device) == _device_type(device)]
-        work = sum(r.steps * samples(r.params) * int(r.params["D"]) for r in timed)
+        work = sum(r.steps * trial_samples(r.params) * int(r.params["D"]) for r in timed)
         seconds = sum(r.wall_time_s for r in timed)
         c = seconds / work if work > 0 and seconds > 0 else None
         return cls(
@@ -132,7 +127,7 @@ class CalibratedModel:
             per_sample = self.overall_steps_per_sample
         if per_sample is None:
             return cap, False
-        return max(1, min(cap, round(per_sample * samples(params)))), known
+        return max(1, min(cap, round(per_sample * trial_samples(params)))), known
 
     def trial_seconds(self, params: Mapping[str, Any], execution: Mapping[str, Any]) -> float:
         """``c * steps * n * D`` for one planned trial (plus the default per-trial
@@ -140,7 +135,7 @@ class CalibratedModel:
         steps, _ = self.steps(params, execution)
         overhead = 0.0 if self.calibrated_on else DEFAULT_OVERHEAD_S
         return network_seconds(
-            samples(params), int(params["D"]), steps, self.seconds_per_step_dn, overhead
+            trial_samples(params), int(params["D"]), steps, self.seconds_per_step_dn, overhead
         )
 
 

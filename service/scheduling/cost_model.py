@@ -37,8 +37,8 @@ from workers.dln.cost import (
     DEFAULT_OVERHEAD_S,
     DEFAULT_SECONDS_PER_STEP_DN,
     network_seconds,
+    trial_samples,
 )
-from workers.dln.cost import sample_count as _samples
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,6 @@ def calibrate(samples: Iterable[CostSample], base: Calibration | None = None) ->
     )
 
 
-def sample_count(params: Mapping[str, Any]) -> int:
-    """``n = max(1, round(α · D))`` of a trial's parameters."""
-    return _samples(params["alpha"], params["D"])
-
-
 def cost_sample(
     params: Mapping[str, Any], execution: Mapping[str, Any], wall_time_s: float, steps: int
 ) -> CostSample:
@@ -134,7 +129,7 @@ def cost_sample(
         wall_time_s=wall_time_s,
         steps=int(steps),
         D=int(params["D"]),
-        n=sample_count(params),
+        n=trial_samples(params),
         max_steps=int(execution.get("max_steps", DEFAULT_MAX_STEPS)),
     )
 
@@ -150,7 +145,7 @@ def estimate_trial_seconds(
         coefficients = calibration or DEFAULT_CALIBRATION
         steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS)) * coefficients.step_fraction
         return network_seconds(
-            sample_count(params),
+            trial_samples(params),
             int(params["D"]),
             steps,
             coefficients.seconds_per_step_dn,

@@ -18,14 +18,19 @@ step.  Without calibration a trial is assumed to run ``max_steps`` (an upper bou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from workers.dln.tasks import sample_count
+
 DEFAULT_SECONDS_PER_STEP_DN = 6.0e-10
 DEFAULT_OVERHEAD_S = 0.026
 DEFAULT_MAX_STEPS = 20_000  # workers.dln.evaluate.TrainOptions.max_steps
 
 
-def sample_count(alpha: float, D: int) -> int:
-    """``n = max(1, round(α D))`` (as ``workers.dln.tasks.sample_count``, unvalidated)."""
-    return max(1, round(float(alpha) * int(D)))
+def trial_samples(params: Mapping[str, Any]) -> int:
+    """``n`` of a trial's parameters (``alpha``, ``D``): ``workers.dln.tasks.sample_count``."""
+    return sample_count(params["alpha"], int(params["D"]))
 
 
 def network_seconds(
