@@ -158,12 +158,9 @@ class Dispatcher:
             kept_before = self.kept
             for flight in self.inflight:
                 try:
-                    rest = self._keep_finished(flight.batch)
+                    self._keep_finished(flight.batch)
                 except Exception:  # noqa: BLE001 - then they are released and rerun
                     log.exception("could not keep the finished trials of batch %s", flight.batch.id)
-                    continue
-                if rest is not None and rest is not flight.batch:
-                    self.ledger.release(rest.id)
             self.writes.flush(self.session_factory, force=True)
             self.kept_at_stop += self.kept - kept_before
         for flight in self.inflight:
@@ -477,7 +474,9 @@ class Dispatcher:
             return
         rest = self._keep_finished(batch)
         if rest is not batch:
-            self.ledger.release(batch.id)  # the kept trials' keys; the rest's moved to it
+            if rest is not None:  # the rest goes on computing its keys
+                self.ledger.transfer(batch.id, rest.id, rest.theory_keys)
+            self.ledger.release(batch.id)  # the kept trials' keys
             if rest is None:
                 log.warning("batch %s failed after all its trials finished: %s", batch.id, message)
                 self.writes.flush(self.session_factory)
@@ -520,7 +519,8 @@ class Dispatcher:
         or fails costs only its unfinished trials; the finished ones are written (guarded
         by their claims, like any result) and not run again.  Replica values the batch was
         to compute for them come from the next batch that needs them, or from
-        reconciling.  The rest's keys move to the returned batch in the ledger.
+        reconciling.  The ledger is left as it is: a caller that goes on with the rest
+        moves its keys to it.
         """
         if batch.theory_only:
             return batch
@@ -553,15 +553,13 @@ class Dispatcher:
         rest = [trial for trial in batch.trials if trial.trial_id not in kept_ids]
         if not rest:
             return None
-        part = Batch(
+        return Batch(
             batch.workload,
             tuple(rest),
             {i: key for i, key in batch.theory_wanted.items() if i not in kept_ids},
             batch.gpus,
             self._hard_limit(rest),
         )
-        self.ledger.transfer(batch.id, part.id, part.theory_keys)
-        return part
 
     # -- cancels, progress, hard limits ----------------------------------------------
     def _drop_cancelled(self) -> None:
@@ -602,8 +600,6 @@ class Dispatcher:
         if rest is None:
             self.writes.flush(self.session_factory)
             return
-        if rest is not batch:
-            self.ledger.release(rest.id)
         message = overdue_message(
             batch, self.config.hard_limit_factor, self.config.hard_limit_grace_seconds
         )
