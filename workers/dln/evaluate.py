@@ -287,18 +287,24 @@ def evaluate_finetune_batch(
     # with its "done" report, so the trials that finished survive a batch that is
     # stopped, killed or lost later; the same outcome is returned at the end.
     early: dict[int, FinetuneOutcome] = {}
+    early_results: dict[int, GDResult] = {}
 
     def outcome_when_done(index: int, record: tuple) -> dict[str, Any] | None:
         try:
-            early[index] = outcome_at(index, result_of_record(ft_jobs[index], record))
+            result = result_of_record(ft_jobs[index], record)
+            early[index] = outcome_at(index, result)
         except Exception:  # noqa: BLE001 - recomputed (and raised, if it must) at the end
             return None
+        early_results[index] = result
         return {**early[index].to_record(), "wall_time_s": None}
 
     board.outcome_of = outcome_when_done if progress is not None else None
     board.phase("queued_in_batch")
     ft_results = run_gradient_descent(
-        ft_jobs, options.gd_options(finetune=True), board.observe if progress else None
+        ft_jobs,
+        options.gd_options(finetune=True),
+        board.observe if progress else None,
+        known=early_results,
     )
     outcomes = [
         early[index] if index in early else outcome_at(index, result)

@@ -31,8 +31,8 @@ processes (Ray workers, tests, benchmarks) should pin it to 1 themselves.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -69,7 +69,11 @@ class GDResult:
 
 
 def run_gradient_descent(
-    jobs: Sequence[GDJob], options: GDOptions, observer: CheckObserver | None = None
+    jobs: Sequence[GDJob],
+    options: GDOptions,
+    observer: CheckObserver | None = None,
+    *,
+    known: Mapping[int, GDResult] | None = None,
 ) -> list[GDResult]:
     """Train every job by full-batch GD on ``mean((X beta - y)^2)``; results in job order.
 
@@ -77,7 +81,10 @@ def run_gradient_descent(
     (when stacking) blocks of equal ``(n, D)`` are stacked along a batch axis.  Blocks
     run one after another; ``observer(step, training, finished)`` is called at every
     stopping check of the running block (job indices into ``jobs``), so a caller can
-    report which networks train now, their step and loss.
+    report which networks train now, their step and loss.  ``known`` holds results the
+    observer already recovered from a finished column's record (``result_of_record``, by
+    job index; it may fill while the run goes on): they are reused, with the block's
+    wall-time share, instead of being recovered twice.
     """
     device = resolve_device(options.device)
     stack = options.stack_datasets if options.stack_datasets is not None else device.type == "cuda"
@@ -98,7 +105,10 @@ def run_gradient_descent(
         for block in _split_blocks(datasets, jobs, options.max_block_elements):
             records, share = BlockRun(jobs, block, options, dtype, device, observer).run()
             for index, record in records.items():
-                results[index] = result_of_record(jobs[index], record, share)
+                if known is not None and index in known:
+                    results[index] = replace(known[index], wall_time_s=share)
+                else:
+                    results[index] = result_of_record(jobs[index], record, share)
     return results  # type: ignore[return-value]
 
 
