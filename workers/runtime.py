@@ -85,14 +85,21 @@ class ProgressBoard:
             self._finished.pop(trial_id, None)
 
 
+def _stamp_for(device: str | None, dtype: str | None) -> dict[str, Any]:
+    """The reproducibility envelope of an outcome computed here on ``device``/``dtype``."""
+    return envelope(device or "cpu", dtype or "")
+
+
+def _stamped(outcome: TrialOutcome, stamp: Mapping[str, Any]) -> TrialOutcome:
+    return dataclasses.replace(outcome, envelope=stamp, code_version=stamp["code_version"])
+
+
 def kept_outcome(finished: Mapping[str, Any]) -> TrialOutcome:
     """The ``TrialOutcome`` of a trial that finished inside a batch that never returned
     (an entry of :meth:`ProgressBoard.finished`), stamped like ``execute_batch``'s own.
     Its ``wall_time_s`` is None: the batch's time, which it is a share of, is unknown."""
-    stamp = finished.get("envelope") or envelope("cpu", "")
-    return TrialOutcome.from_metrics(
-        finished["outcome"], envelope=stamp, code_version=stamp["code_version"]
-    )
+    stamp = finished.get("envelope") or _stamp_for(None, None)
+    return _stamped(TrialOutcome.from_metrics(finished["outcome"]), stamp)
 
 
 def _stamping(progress: ProgressFn) -> ProgressFn:
@@ -101,7 +108,7 @@ def _stamping(progress: ProgressFn) -> ProgressFn:
     def report(trial_id: int, payload: dict[str, Any]) -> None:
         outcome = payload.get("outcome")
         if isinstance(outcome, Mapping):
-            stamp = envelope(outcome.get("device") or "cpu", outcome.get("dtype") or "")
+            stamp = _stamp_for(outcome.get("device"), outcome.get("dtype"))
             payload = {**payload, "envelope": stamp}
         progress(trial_id, payload)
 
@@ -135,13 +142,9 @@ def execute_batch(
     else:
         reports = _stamping(progress) if progress is not None and spec.accepts_progress else None
         output = spec.run(trials, theory_wanted, reports)
-    stamped = []
-    for outcome in output.outcomes:
-        stamp = envelope(outcome.device or "cpu", outcome.dtype or "")
-        stamped.append(
-            dataclasses.replace(outcome, envelope=stamp, code_version=stamp["code_version"])
-        )
-    output.outcomes = tuple(stamped)
+    output.outcomes = tuple(
+        _stamped(outcome, _stamp_for(outcome.device, outcome.dtype)) for outcome in output.outcomes
+    )
     output.wall_time_s = time.perf_counter() - started
     return output
 

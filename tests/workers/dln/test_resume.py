@@ -8,21 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from workers.config import InitParams, TaskStats
+from tests.workers.dln.test_simulate import ft_job  # the same job builder
+from workers.config import TaskStats
 from workers.dln.gd_types import GDState
-from workers.dln.pretrain import finetune_start, oracle_pretrained_weights
-from workers.dln.simulate import GDJob, GDOptions, run_gradient_descent
+from workers.dln.simulate import GDOptions, run_gradient_descent
 from workers.dln.tasks import Dataset, make_dataset
 
 torch.set_num_threads(1)
 
 TASK = TaskStats(rho_pt=0.1, rho_ft=0.1, omega=0.0)
-
-
-def ft_job(data: Dataset, c: float, lam: float, gamma: float) -> GDJob:
-    pt = oracle_pretrained_weights(data.beta_pt_star, c, lam)
-    start = finetune_start(pt.w_plus, pt.w_minus, InitParams(c, lam, gamma))
-    return GDJob(data.X_ft, data.y_ft, start, data.beta_ft_star, data.X_test, data.y_test)
 
 
 @pytest.fixture(scope="module")
