@@ -125,6 +125,14 @@ class DLNExecution(StrictModel):
     lr: float = Field(default=0.5, gt=0, le=100)
     max_steps: int = Field(default=20_000, ge=1)
     loss_threshold: float = Field(default=1e-4, gt=0)
+    leg_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="run trials in legs: a batch trains a trial at most this many steps "
+        "further; one still unfinished saves its state and continues in a later batch "
+        "(max_steps stays the total budget). Not part of the trial key: the result equals "
+        "one uninterrupted run. Unset: one batch runs a trial to its end",
+    )
     pt_mode: Literal["oracle", "trained", "scratch"] = Field(
         default="oracle",
         description="oracle: exact post-PT weights; trained: GD pretraining; scratch: no "

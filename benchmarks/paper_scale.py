@@ -26,7 +26,7 @@ the per-step cost on tiny networks, whose fixed costs dominate).
 
     .venv/bin/python benchmarks/paper_scale.py --alphas 0.01 0.059 0.108 0.157 \
         [--settings 0 1 2 ...] [--no-regimes] [--device cpu|cuda|auto] [--budget-s 3600] \
-        [--dim 5000] [--seeds 14] [--out docs/figures/paper-scale]
+        [--dim 5000] [--seeds 14] [--leg-steps N] [--out docs/figures/paper-scale]
 
 ``--rereport-db URL`` reopens the database of an earlier run (``--database-url``),
 recomputes the replica values stored as unreliable — through the dispatcher's own
@@ -216,6 +216,9 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=3600.0)
     parser.add_argument("--dim", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument(
+        "--leg-steps", type=int, default=None, help="run trials in legs (execution.leg_steps)"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/figures/paper-scale"))
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--rereport-db", default=None)
@@ -252,14 +255,18 @@ def main() -> None:
     if not args.no_regimes:
         regimes = shaped(load("regimes_full.yaml"), alphas=args.alphas, settings=None, **shape)
         runs.append(("regimes", regimes, ["regimes", "scatter"]))
+    if args.leg_steps:
+        for _, spec, _ in runs:
+            spec["execution"]["leg_steps"] = args.leg_steps
     header = (
         "| sweep | finished | not_converged configs | wall s | median s/network | "
         "Σ network s | theory inside 95% | clear-label agreement |\n" + "|---" * 8 + "|"
     )
     lines = [
         f"Paper scale: D = {args.dim or 5000}, {args.seeds or 14} seeds, device {args.device}, "
-        f"α {args.alphas or 'all of the spec'}, settings {args.settings or 'all'}; "
-        f"{parallel:g} parallel Ray workers ({resources.get('CPU', 0):g} CPUs, "
+        f"α {args.alphas or 'all of the spec'}, settings {args.settings or 'all'}"
+        + (f", in legs of {args.leg_steps:,} steps; " if args.leg_steps else "; ")
+        + f"{parallel:g} parallel Ray workers ({resources.get('CPU', 0):g} CPUs, "
         f"{resources.get('GPU', 0):g} GPUs)",
         "",
         header,

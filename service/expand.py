@@ -28,6 +28,10 @@ from workers.workloads import DEFAULT_GAMMA_EXT, WORKLOADS, theory_parameters
 
 # Execution options that do not change the numbers and so stay out of the trial key.
 _NON_NUMERIC_EXECUTION = ("device", "num_gpus")
+# How a trial's work is cut into batches: not in its key (a trial run in legs equals
+# one run straight through, tests/workers/dln/test_legs.py), but in its batch key, since
+# a batch runs one execution.
+_SCHEDULING_EXECUTION = ("leg_steps",)
 # Workloads whose numbers do not depend on the device (numpy only): device stays out.
 _DEVICE_INDEPENDENT = frozenset({"dln_theory"})
 
@@ -35,13 +39,15 @@ _DEVICE_INDEPENDENT = frozenset({"dln_theory"})
 def trial_key_execution(workload: str, execution: dict[str, Any]) -> dict[str, Any]:
     """The execution options that enter a trial's key.
 
-    ``num_gpus`` never does (a share of a GPU, not a number of the result).  The device
+    ``num_gpus`` never does (a share of a GPU, not a number of the result), nor
+    ``leg_steps`` (how the work is cut into batches, not what it computes).  The device
     does wherever it changes the numbers (the torch workloads: CUDA kernels, bf16
     autocast): a CUDA result is no cache hit for a CPU submission.  It is left out for
     ``cpu`` itself so that keys of CPU trials are the same as before it was added;
     ``auto`` is keyed as ``auto`` (the device it resolved to is in the envelope).
     """
-    keyed = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+    skipped = _NON_NUMERIC_EXECUTION + _SCHEDULING_EXECUTION
+    keyed = {k: v for k, v in execution.items() if k not in skipped}
     device = execution.get("device", "cpu")
     if workload not in _DEVICE_INDEPENDENT and device != "cpu":
         keyed["device"] = device
@@ -301,7 +307,13 @@ def expand_with_skips(
             _check_size(params, origin, limits)
             validated[cache_key] = params
         execution = _trial_execution(spec, params, varied_execution, executions, limits, origin)
-        keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
+        keyed_execution = {
+            k: v
+            for k, v in execution.items()
+            if k not in _NON_NUMERIC_EXECUTION
+            # unset: batch keys stay what they were before legs existed
+            and not (k in _SCHEDULING_EXECUTION and v is None)
+        }
         trial_execution = trial_key_execution(spec.workload, execution)
         gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
         theory_key = None

@@ -56,7 +56,8 @@ def test_page_export_and_outcome_derive_from_the_definition() -> None:
     assert {c.name for c in RESULT_COLUMNS if c.in_export} <= exported
     assert not {c.name for c in RESULT_COLUMNS if not c.in_export} & exported
     outcome = [f.name for f in dataclasses.fields(TrialOutcome)]
-    assert outcome == ["status", "error", *(c.name for c in OUTCOME_COLUMNS)]
+    # ``continue_from``: the saved state of a trial whose leg ended (not a result column).
+    assert outcome == ["status", "error", "continue_from", *(c.name for c in OUTCOME_COLUMNS)]
     with pytest.raises(TypeError):
         TrialOutcome.succeeded(not_a_column=1.0)
 

@@ -80,6 +80,13 @@ class ClaimedTrial:
     # Whose queue the trial waited in (fair share charges its usage to this user).
     owner: str = ""
     context: dict[str, Any] = field(default_factory=dict)
+    # A trial run in legs (execution ``leg_steps``) continues from the state its last
+    # leg saved: the blob (``GDState.to_bytes``), its step (which also guards the write
+    # of this leg's end, see ``service.store.transitions.continue_running``) and the
+    # compute seconds of the earlier legs (added to the final ``wall_time_s``).
+    resume_state: bytes | None = field(default=None, repr=False)
+    resume_step: int = 0
+    resume_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,21 @@ class _OutcomeMethods:
         return cls(status=TrialStatus.FAILED, error=str(error)[:4000])
 
     @classmethod
+    def continuing(cls, state: bytes, steps: int, seconds: float) -> TrialOutcome:
+        """Not a result: the trial's leg ended unfinished; it goes back to pending and
+        continues from ``state`` in a later batch (``steps`` so far, this leg's seconds)."""
+        return cls(
+            status=TrialStatus.PENDING,
+            continue_from=state,
+            metrics={"steps": int(steps)},
+            wall_time_s=float(seconds),
+        )
+
+    @property
+    def continues(self) -> bool:
+        return self.continue_from is not None
+
+    @classmethod
     def from_metrics(cls, metrics: Mapping[str, Any], **columns: Any) -> TrialOutcome:
         """A result whose columns are taken from ``metrics`` by name (the rest of
         ``metrics`` is kept whole in the ``metrics`` column); ``columns`` override."""
@@ -143,6 +165,7 @@ TrialOutcome = dataclasses.make_dataclass(
     [
         ("status", TrialStatus),
         ("error", str | None, field(default=None)),
+        ("continue_from", bytes | None, field(default=None, repr=False)),
         *((c.name, _PYTHON_TYPES[c.kind], field(default=None)) for c in OUTCOME_COLUMNS),
     ],
     bases=(_OutcomeMethods,),
@@ -152,6 +175,8 @@ TrialOutcome.__module__ = __name__
 TrialOutcome.__doc__ = (
     "What a workload returns for one trial: ``status`` (succeeded | failed), ``error`` for "
     "a failure, and one field per worker-filled result column of RESULT_COLUMNS. "
+    "A trial run in legs whose leg ended unfinished comes back as ``continuing`` "
+    "(status pending, ``continue_from`` the state blob): not a result. "
     "Numerical trouble (divergence, out of memory, a time limit) is a succeeded outcome "
     "with its flags, never an exception."
 )

@@ -281,6 +281,12 @@ class DLNTheory(_DLNWorkload):
         return 0.02
 
 
+def _same_execution(execution: Mapping[str, Any]) -> dict[str, Any]:
+    """``execution`` without an unset ``leg_steps`` (trials stored before legs existed
+    have no such key; their batch keys are the same)."""
+    return {k: v for k, v in execution.items() if not (k == "leg_steps" and v is None)}
+
+
 @dataclass(frozen=True)
 class DLNFinetune(_DLNWorkload):
     """GD simulation of PT → FT plus the finite-sample theory per trial (THEORY.md §1–2).
@@ -296,11 +302,17 @@ class DLNFinetune(_DLNWorkload):
         progress: ProgressFn | None = None,
     ) -> BatchOutput:
         """All trials in one batched GD call; replica values where asked."""
-        from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
+        from workers.dln.evaluate import (
+            FinetuneLeg,
+            FinetuneTrial,
+            TrainOptions,
+            evaluate_finetune_batch,
+        )
+        from workers.dln.gd_types import GDState
 
         started = time.perf_counter()
-        execution = dict(trials[0].execution)
-        if any(dict(trial.execution) != execution for trial in trials[1:]):
+        execution = _same_execution(trials[0].execution)
+        if any(_same_execution(trial.execution) != execution for trial in trials[1:]):
             # The batched simulator runs one lr / step budget; the batch key keeps
             # trials of different executions apart, so this is a dispatcher bug.
             raise ValueError("a dln_finetune batch must share one execution (lr, max_steps, …)")
@@ -318,6 +330,7 @@ class DLNFinetune(_DLNWorkload):
                     seed=int(trial.seed or 0),
                     alpha_pt=float(trial.params.get("alpha_pt", 1.0)),
                     n_test=int(trial.params.get("n_test", 1000)),
+                    resume=GDState.from_bytes(trial.resume_state) if trial.resume_state else None,
                 )
             )
         report = None
@@ -328,10 +341,22 @@ class DLNFinetune(_DLNWorkload):
                 progress(ids[index], payload)
 
         results = evaluate_finetune_batch(finetune_trials, options, report)
-        outcomes = tuple(TrialOutcome.from_metrics(result.to_record()) for result in results)
+        outcomes = []
+        for trial, result in zip(trials, results, strict=True):
+            if isinstance(result, FinetuneLeg):
+                outcomes.append(
+                    TrialOutcome.continuing(
+                        result.state.to_bytes(), result.steps, result.wall_time_s
+                    )
+                )
+                continue
+            record = result.to_record()
+            # A trial run in legs: its compute time is all of them.
+            record["wall_time_s"] = (record["wall_time_s"] or 0.0) + trial.resume_seconds
+            outcomes.append(TrialOutcome.from_metrics(record))
         theory = self.theory_only(trials, theory_wanted).theory if theory_wanted else {}
         return BatchOutput(
-            outcomes=outcomes, theory=theory, wall_time_s=time.perf_counter() - started
+            outcomes=tuple(outcomes), theory=theory, wall_time_s=time.perf_counter() - started
         )
 
     def cost_per_trial_s(self, params: dict[str, Any], execution: dict[str, Any]) -> float:

@@ -47,7 +47,7 @@ from workers.dln.cost import (
 # Keys that do not define a setting: they change the dataset's size or draw, or only
 # cap or place the run.
 _NOT_SETTING = frozenset({"seed", "D", "alpha", "n_test"})
-_NOT_SETTING_EXECUTION = frozenset({"max_steps", "device"})
+_NOT_SETTING_EXECUTION = frozenset({"max_steps", "device", "leg_steps"})
 CALIBRATED, DEFAULTS = "calibrated", "default constants"
 
 

@@ -140,10 +140,13 @@ def estimate_trial_seconds(
     execution: Mapping[str, Any],
     calibration: Calibration | None = None,
 ) -> float:
-    """Estimated single-core seconds of one trial (formula in the module docstring)."""
+    """Estimated single-core seconds of one trial in one batch (formula in the module
+    docstring); a trial run in legs (``leg_steps``) runs at most one leg per batch."""
     if workload == "dln_finetune":
         coefficients = calibration or DEFAULT_CALIBRATION
         steps = int(execution.get("max_steps", DEFAULT_MAX_STEPS)) * coefficients.step_fraction
+        if execution.get("leg_steps"):
+            steps = min(steps, int(execution["leg_steps"]))
         return network_seconds(
             trial_samples(params),
             int(params["D"]),

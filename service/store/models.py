@@ -32,6 +32,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -238,6 +239,27 @@ class Trial(Base):
 # The plain claim and the head of the queue, ORDER BY priority DESC, id, as one index
 # range (with an ascending priority PostgreSQL sorted every pending trial; migration 0005).
 Index("ix_trials_claim", Trial.status, Trial.priority.desc(), Trial.id)
+
+
+class TrialState(Base):
+    """Where a trial run in legs (execution ``leg_steps``) stopped: the state its next
+    leg continues from (migration 0012).  Written with the leg's end, read by the claim,
+    deleted with the trial's result; changed only through service/store/transitions.py.
+    """
+
+    __tablename__ = "trial_states"
+
+    trial_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Training steps done so far (the state's own step; it guards the next leg's write).
+    step: Mapped[int] = mapped_column(Integer)
+    # ``workers.dln.gd_types.GDState.to_bytes``: an .npz of float64 arrays.
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    # Compute seconds of the legs so far, and how many there were.
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    legs: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class TheoryPrediction(Base):

@@ -1,7 +1,8 @@
 """The one place a trial's status changes.
 
 State machine (DESIGN.md): ``pending → running → succeeded | failed | cancelled``, with
-``running → pending`` only on lease expiry, retry or release, ``pending → cancelled``, and
+``running → pending`` only on lease expiry, retry, release or the end of a leg
+(:func:`continue_running`), ``pending → cancelled``, and
 ``failed | cancelled → pending`` when a new sweep asks for the trial again.  Every
 function here names its source states and its target, and :func:`_leaving` checks each
 pair against :data:`ALLOWED` before any SQL runs, so a transition outside the table is a
@@ -23,18 +24,19 @@ records what changed as events (``service/store/events.py``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from api_schemas.result_columns import residual
 from api_schemas.statuses import FINAL_TRIAL_STATES, SweepStatus, TrialStatus
 from service.store import claims, events
 from service.store.claims import ClaimPolicy
-from service.store.models import Sweep, Trial
+from service.store.models import Sweep, Trial, TrialState
 from workers.records import ClaimedTrial
 
 # Plain strings of the enum's values: what the status column holds and drivers bind.
@@ -139,11 +141,31 @@ def claim_pending(
             .returning(*(table.c[name] for name in claims.CLAIMED_COLUMNS))
         ).all()
     by_id = {row.id: claims.record_of(row) for row in returned}
+    _attach_states(session, by_id)
     claimed = [by_id[i] for i in ids if i in by_id]  # in the order they were chosen
     if fair_share is not None:
         claims.charge(session, [t.owner for t in claimed], usage, now)
     session.flush()
     return claimed
+
+
+def _attach_states(session: Session, by_id: dict[int, ClaimedTrial]) -> None:
+    """Give each claimed trial run in legs the state its last leg saved (if any)."""
+    in_legs = [i for i, t in by_id.items() if t.execution.get("leg_steps") is not None]
+    states = TrialState.__table__
+    for start in range(0, len(in_legs), _CHUNK):
+        rows = session.execute(
+            select(states.c.trial_id, states.c.step, states.c.state, states.c.seconds).where(
+                states.c.trial_id.in_(in_legs[start : start + _CHUNK])
+            )
+        ).all()
+        for row in rows:
+            by_id[row.trial_id] = dataclasses.replace(
+                by_id[row.trial_id],
+                resume_state=bytes(row.state),
+                resume_step=row.step,
+                resume_seconds=row.seconds,
+            )
 
 
 def _held_by_claim(table: Any) -> ColumnElement[bool]:
@@ -182,6 +204,9 @@ def finish_running(
     _leaving([RUNNING], FAILED)
     now = utcnow()
     asymptotic = asymptotic or {}
+    continuing = [(claim, outcome) for claim, outcome in finished if outcome.continues]
+    finished = [(claim, outcome) for claim, outcome in finished if not outcome.continues]
+    changed = continue_running(session, owner, continuing)
     succeeded, failed = [], []
     for claim, outcome in finished:
         guard = {"b_id": claim.trial_id, "b_owner": owner, "b_attempt": claim.attempt}
@@ -198,7 +223,6 @@ def finish_running(
     table = Trial.__table__
     done = {"finished_at": now, "lease_owner": None, "lease_expires_at": None}
     done["updated_seq"] = events.stamp(session)
-    changed = 0
     if succeeded:
         columns = [name for name in succeeded[0] if not name.startswith("b_")]
         statement = (
@@ -214,7 +238,83 @@ def finish_running(
             .values(status=FAILED, error=bindparam("error"), **done)
         )
         changed += _executemany(session, statement, failed)
+    in_legs = [c.trial_id for c, o in finished if o.ok and c.execution.get("leg_steps")]
+    if in_legs:
+        # A result makes the saved state useless; only that of a trial now succeeded goes
+        # (a write this claim no longer held leaves the new holder's state alone).
+        states = TrialState.__table__
+        trials = Trial.__table__
+        is_done = (
+            select(trials.c.status).where(trials.c.id == states.c.trial_id).scalar_subquery()
+        )
+        for start in range(0, len(in_legs), _CHUNK):
+            session.execute(
+                delete(states).where(
+                    states.c.trial_id.in_(in_legs[start : start + _CHUNK]), is_done == SUCCEEDED
+                )
+            )
     return changed
+
+
+def continue_running(
+    session: Session, owner: str, continuing: Sequence[tuple[ClaimedTrial, Any]]
+) -> int:
+    """running → pending for trials whose leg ended unfinished (``TrialOutcome.continuing``),
+    saving the state their next leg starts from.
+
+    Guarded by the claim (owner and attempt) *and* by the state the leg started from
+    (``ClaimedTrial.resume_step`` must still be the stored step): the attempt is given
+    back (a leg is no failure, and a trial may need more legs than ``MAX_ATTEMPTS``), so
+    the next claim has the same attempt, and only the step tells a replayed write of
+    this leg from the next leg's.  The state row is written only where the trial's row
+    changed.  Returns the trials moved.
+    """
+    if not continuing:
+        return 0
+    _leaving([RUNNING], PENDING)
+    table, states = Trial.__table__, TrialState.__table__
+    now = utcnow()
+    stored_step = func.coalesce(
+        select(states.c.step).where(states.c.trial_id == table.c.id).scalar_subquery(), 0
+    )
+    statement = (
+        update(table)
+        .where(_held_by_claim(table), stored_step == bindparam("b_step"))
+        .values(
+            status=PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=table.c.attempts - 1,
+            started_at=None,
+            progress=None,
+            updated_seq=events.stamp(session),
+        )
+    )
+    moved = 0
+    connection = session.connection()
+    for claim, outcome in continuing:
+        guard = {
+            "b_id": claim.trial_id,
+            "b_owner": owner,
+            "b_attempt": claim.attempt,
+            "b_step": claim.resume_step,
+        }
+        if connection.execute(statement, guard).rowcount != 1:
+            continue  # no longer this claim's: a lost lease, a replay, a cancel
+        moved += 1
+        step = int((outcome.metrics or {}).get("steps", 0))
+        seconds = float(outcome.wall_time_s or 0.0)
+        values = {"step": step, "state": outcome.continue_from, "updated_at": now}
+        updated = connection.execute(
+            update(states)
+            .where(states.c.trial_id == claim.trial_id)
+            .values(**values, seconds=states.c.seconds + seconds, legs=states.c.legs + 1)
+        ).rowcount
+        if updated != 1:
+            connection.execute(
+                insert(states).values(trial_id=claim.trial_id, **values, seconds=seconds, legs=1)
+            )
+    return moved
 
 
 def requeue_running(

@@ -154,9 +154,11 @@ class BlockRun:
         options = self.options
         start = time.perf_counter()
         step = first = self.start_step
+        # The end of this run: the budget, or the end of this leg (GDOptions.leg_steps).
+        stop_at = options.stop_step(first)
         while True:
             self._forward()
-            final = step >= options.max_steps
+            final = step >= stop_at
             if step == 0:
                 # The divergence rule compares against the loss at the start.
                 self.initial_loss = self._loss()

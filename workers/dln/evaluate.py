@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from workers.config import InitParams, TaskStats, validate_alpha
+from workers.dln.gd_types import GDState
 from workers.dln.pretrain import (
     finetune_start,
     oracle_pretrained_weights,
@@ -78,6 +79,9 @@ class FinetuneTrial:
     seed: int
     alpha_pt: float = 1.0
     n_test: int = 1000
+    # Where an earlier leg of this trial stopped (``TrainOptions.leg_steps``): its FT
+    # network continues from there; None starts it fresh.
+    resume: GDState | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not _is_integer(self.D) or self.D < 1:
@@ -125,8 +129,13 @@ class TrainOptions:
     check_every: int = 50
     dtype: str = "float64"
     device: str = "cpu"
+    # Fine-tuning steps one batch adds to a trial (None: all of them): an unfinished
+    # trial ends its leg as a :class:`FinetuneLeg` and continues later from its state.
+    leg_steps: int | None = None
 
     def __post_init__(self) -> None:
+        if self.leg_steps is not None and (not _is_integer(self.leg_steps) or self.leg_steps < 1):
+            raise ValueError(f"leg_steps must be an integer >= 1 or None, got {self.leg_steps!r}")
         for name in ("lr", "pt_lr"):
             value = getattr(self, name)
             if not (_is_number(value) and math.isfinite(value) and value > 0):
@@ -155,6 +164,7 @@ class TrainOptions:
             check_every=self.check_every,
             dtype=self.dtype,
             device=self.device,
+            leg_steps=self.leg_steps if finetune else None,
         )
 
 
@@ -216,6 +226,18 @@ class FinetuneOutcome:
         return record
 
 
+@dataclass(frozen=True, eq=False)
+class FinetuneLeg:
+    """A trial whose leg ended before it finished (``TrainOptions.leg_steps``): no result
+    yet, the state its FT network continues from (``FinetuneTrial.resume``), and its
+    step count, train loss and share of the batch's wall time so far."""
+
+    state: GDState
+    steps: int
+    train_loss: float
+    wall_time_s: float = 0.0
+
+
 def theory_init(init: InitParams, options: TrainOptions) -> InitParams:
     """The knobs the theory should see: ``init`` itself, or from scratch its
     equivalent (``workers.theory.potential.scratch_equivalent``)."""
@@ -226,8 +248,13 @@ def evaluate_finetune_batch(
     trials: Sequence[FinetuneTrial],
     options: TrainOptions,
     progress: IndexReport | None = None,
-) -> list[FinetuneOutcome]:
+) -> list[FinetuneOutcome | FinetuneLeg]:
     """Pretrain, re-initialize and fine-tune every trial; outcomes in trial order.
+
+    With ``options.leg_steps`` a trial trains at most that many steps further (from
+    ``FinetuneTrial.resume`` or from step 0); one still unfinished then comes back as a
+    :class:`FinetuneLeg` to continue later, and the leg that finishes it gives the same
+    outcome as one uninterrupted run (``tests/workers/dln/test_legs.py``).
 
     Implements the pipeline of THEORY.md §1 (PT, FT start), §2 (finite-sample
     prediction ``argmin_{X beta = y} Q_k`` with ``sqrt_k`` from the post-re-init
@@ -270,6 +297,7 @@ def evaluate_finetune_batch(
                 beta_star=data.beta_ft_star,
                 X_test=data.X_test,
                 y_test=data.y_test,
+                resume=trial.resume,
             )
         )
     regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
@@ -290,6 +318,8 @@ def evaluate_finetune_batch(
     early_results: dict[int, GDResult] = {}
 
     def outcome_when_done(index: int, record: tuple) -> dict[str, Any] | None:
+        if record[5] is not None and record[3] < options.max_steps:
+            return None  # the end of a leg, not a result
         try:
             result = result_of_record(ft_jobs[index], record)
             early[index] = outcome_at(index, result)
@@ -306,19 +336,26 @@ def evaluate_finetune_batch(
         board.observe if progress else None,
         known=early_results,
     )
-    outcomes = [
-        early[index] if index in early else outcome_at(index, result)
-        for index, result in enumerate(ft_results)
-    ]
+    outcomes: list[FinetuneOutcome | FinetuneLeg] = []
+    for index, result in enumerate(ft_results):
+        if result.state is not None and result.steps < options.max_steps:
+            outcomes.append(FinetuneLeg(result.state, result.steps, result.train_loss))
+        else:
+            outcomes.append(early[index] if index in early else outcome_at(index, result))
     return step_shares(outcomes, trials, time.perf_counter() - start)
 
 
 def step_shares(
-    outcomes: Sequence[FinetuneOutcome], trials: Sequence[FinetuneTrial], seconds: float
-) -> list[FinetuneOutcome]:
-    """Each outcome with ``wall_time_s = seconds * w_i / sum w`` (module docstring)."""
+    outcomes: Sequence[FinetuneOutcome | FinetuneLeg],
+    trials: Sequence[FinetuneTrial],
+    seconds: float,
+) -> list[FinetuneOutcome | FinetuneLeg]:
+    """Each outcome with ``wall_time_s = seconds * w_i / sum w`` (module docstring); a
+    resumed trial's ``w_i`` counts the steps of this batch only."""
     work = [
-        max(outcome.steps, 1) * max(1, round(trial.alpha * trial.D)) * trial.D
+        max(outcome.steps - (trial.resume.step if trial.resume else 0), 1)
+        * max(1, round(trial.alpha * trial.D))
+        * trial.D
         for outcome, trial in zip(outcomes, trials, strict=True)
     ]
     total = sum(work) or 1
@@ -431,5 +468,7 @@ def _outcome(
     )
 
 
-def _with_wall_time(outcome: FinetuneOutcome, seconds: float) -> FinetuneOutcome:
+def _with_wall_time(
+    outcome: FinetuneOutcome | FinetuneLeg, seconds: float
+) -> FinetuneOutcome | FinetuneLeg:
     return replace(outcome, wall_time_s=seconds)

@@ -6,6 +6,7 @@ inner loop) so that both import these and neither imports the other.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -76,6 +77,18 @@ class GDState:
         if self.beta_prev is not None:
             arrays["beta_prev"] = np.asarray(self.beta_prev, dtype=np.float64)
         return arrays
+
+    def to_bytes(self) -> bytes:
+        """The state as one ``.npz`` blob (what the service stores between legs)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.to_arrays())
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> GDState:
+        """Inverse of :meth:`to_bytes` (bit-exact: float64 arrays, no pickling)."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            return cls.from_arrays({name: arrays[name] for name in arrays.files})
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> GDState:
@@ -152,6 +165,16 @@ class GDOptions:
     stack_datasets: bool | None = None
     max_block_elements: int = 1 << 23
     gradient_form: str = "auto"
+    # Steps one run may add to a job (a *leg*): a job not finished after ``leg_steps``
+    # more steps stops with ``stop_reason == "max_steps"`` and its state, to be resumed
+    # later (``GDJob.resume``); ``max_steps`` stays the total budget.  None: no legs.
+    leg_steps: int | None = None
+
+    def stop_step(self, start_step: int) -> int:
+        """The step a run that starts at ``start_step`` stops at, at the latest."""
+        if self.leg_steps is None:
+            return self.max_steps
+        return min(self.max_steps, start_step + self.leg_steps)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, int | float) and math.isfinite(self.lr) and self.lr > 0):
@@ -164,6 +187,9 @@ class GDOptions:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        legs = self.leg_steps
+        if legs is not None and (isinstance(legs, bool) or not isinstance(legs, int) or legs < 1):
+            raise ValueError(f"leg_steps must be an integer >= 1 or None, got {self.leg_steps!r}")
         if self.gradient_form not in GRADIENT_FORMS:
             choices = ", ".join(GRADIENT_FORMS)
             raise ValueError(f"gradient_form must be one of {choices}, got {self.gradient_form!r}")

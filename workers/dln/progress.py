@@ -9,6 +9,8 @@ batch's trial list):
 - ``pretrain``: the "trained" PT mode trains the PT networks, for all;
 - ``queued_in_batch``: the batch runs, but this trial's block has not started;
 - ``finetune``: its block trains now; ``step`` and train ``loss`` of its column;
+- ``leg_done``: its column reached the end of its leg (``leg_steps``) unfinished; it
+  continues from its saved state in a later batch;
 - ``done``: its column stopped (``step``, ``loss``, ``stop_reason``); the batch still
   runs other blocks, and the result is returned with the whole batch.  With
   ``outcome_of`` the report also carries the trial's finished ``outcome`` (its result
@@ -85,7 +87,11 @@ class BatchProgress:
         for index, record in finished.items():
             self._finished.add(index)
             self._training.discard(index)
-            _, _, loss, steps, reason, _ = record
+            _, _, loss, steps, reason, state = record
+            if state is not None and steps < self.max_steps:
+                # The end of a leg (GDOptions.leg_steps): it goes on in a later batch.
+                self._send(index, "leg_done", step=int(steps), loss=_finite(loss))
+                continue
             extra = {}
             if self.outcome_of is not None and self.report is not None:
                 outcome = self.outcome_of(index, record)
