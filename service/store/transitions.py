@@ -168,6 +168,21 @@ def _attach_states(session: Session, by_id: dict[int, ClaimedTrial]) -> None:
             )
 
 
+def _handed_back(session: Session, table: Any) -> dict[str, Any]:
+    """The values of a running trial handed back unfinished but not failed (a clean
+    shutdown's release, the end of a leg): pending, the lease cleared so that any
+    dispatcher can claim it at once, and the attempt given back."""
+    return {
+        "status": PENDING,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": table.c.attempts - 1,
+        "started_at": None,
+        "progress": None,
+        "updated_seq": events.stamp(session),
+    }
+
+
 def _held_by_claim(table: Any) -> ColumnElement[bool]:
     """The row is still held by the claim in the bound parameters (owner and attempt)."""
     return and_(
@@ -280,15 +295,7 @@ def continue_running(
     statement = (
         update(table)
         .where(_held_by_claim(table), stored_step == bindparam("b_step"))
-        .values(
-            status=PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempts=table.c.attempts - 1,
-            started_at=None,
-            progress=None,
-            updated_seq=events.stamp(session),
-        )
+        .values(**_handed_back(session, table))
     )
     moved = 0
     connection = session.connection()
@@ -355,15 +362,7 @@ def release_running(session: Session, owner: str, claims: Iterable[ClaimedTrial]
     statement = (
         update(table)
         .where(_held_by_claim(table), _leaving([RUNNING], PENDING))
-        .values(
-            status=PENDING,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempts=table.c.attempts - 1,
-            started_at=None,
-            progress=None,
-            updated_seq=events.stamp(session),
-        )
+        .values(**_handed_back(session, table))
     )
     params = [{"b_id": c.trial_id, "b_owner": owner, "b_attempt": c.attempt} for c in claims]
     return _executemany(session, statement, params)
