@@ -83,10 +83,12 @@ class ClaimedTrial:
     # A trial run in legs (execution ``leg_steps``) continues from the state its last
     # leg saved: the blob (``GDState.to_bytes``), its step (which also guards the write
     # of this leg's end, see ``service.store.transitions.continue_running``) and the
-    # compute seconds of the earlier legs (added to the final ``wall_time_s``).
+    # compute seconds and the number of the earlier legs (added to the final
+    # ``wall_time_s`` and ``metrics["legs"]``).
     resume_state: bytes | None = field(default=None, repr=False)
     resume_step: int = 0
     resume_seconds: float = 0.0
+    resume_legs: int = 0
 
 
 @dataclass(frozen=True)

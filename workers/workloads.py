@@ -353,6 +353,8 @@ class DLNFinetune(_DLNWorkload):
             record = result.to_record()
             # A trial run in legs: its compute time is all of them.
             record["wall_time_s"] = (record["wall_time_s"] or 0.0) + trial.resume_seconds
+            if options.leg_steps is not None:
+                record["legs"] = trial.resume_legs + 1
             outcomes.append(TrialOutcome.from_metrics(record))
         theory = self.theory_only(trials, theory_wanted).theory if theory_wanted else {}
         return BatchOutput(

@@ -155,9 +155,9 @@ def _attach_states(session: Session, by_id: dict[int, ClaimedTrial]) -> None:
     states = TrialState.__table__
     for start in range(0, len(in_legs), _CHUNK):
         rows = session.execute(
-            select(states.c.trial_id, states.c.step, states.c.state, states.c.seconds).where(
-                states.c.trial_id.in_(in_legs[start : start + _CHUNK])
-            )
+            select(
+                states.c.trial_id, states.c.step, states.c.state, states.c.seconds, states.c.legs
+            ).where(states.c.trial_id.in_(in_legs[start : start + _CHUNK]))
         ).all()
         for row in rows:
             by_id[row.trial_id] = dataclasses.replace(
@@ -165,6 +165,7 @@ def _attach_states(session: Session, by_id: dict[int, ClaimedTrial]) -> None:
                 resume_state=bytes(row.state),
                 resume_step=row.step,
                 resume_seconds=row.seconds,
+                resume_legs=row.legs,
             )
 
 

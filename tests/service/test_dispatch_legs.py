@@ -113,7 +113,7 @@ def test_a_sweep_in_legs_equals_one_run_straight_through(factory, database_url):
         legs = math.ceil(steps / LEG)
         assert runner.legs[trial.id] == legs
         assert runner.starts[trial.id] == [LEG * i for i in range(legs)]
-        assert trial.attempts == 1
+        assert trial.attempts == 1 and trial.metrics["legs"] == legs
         assert trial.wall_time_s > 0
         most = max(most, legs)
     assert most > settings.dispatch.max_attempts, "no trial needed more legs than attempts"
