@@ -65,14 +65,15 @@ def _pids_naming(marks: tuple[str, ...]) -> list[int]:
 
 def stop_head(temp_dir: str, port: int) -> None:
     marks = (temp_dir, f"--gcs_server_port={port}", f"127.0.0.1:{port}")
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    # A moment for a clean exit, then SIGKILL (some of Ray's processes sit out a SIGTERM).
+    for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 15)):
         pids = _pids_naming(marks)
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + wait_s
         while pids and _pids_naming(marks) and time.monotonic() < deadline:
             time.sleep(0.2)
 

@@ -185,7 +185,7 @@ def test_stop_of_a_real_ray_batch_keeps_its_finished_dataset(factory, database_u
         "name": "two-datasets",
         "params": {**SMALL["params"], "D": 400, "alpha": 0.5},
         # lr small and a tight threshold: each block trains for seconds
-        "execution": {"lr": 0.05, "max_steps": 60000, "loss_threshold": 1e-12},
+        "execution": {"lr": 0.05, "max_steps": 20000, "loss_threshold": 1e-12},
     }
     settings = settings_for(database_url, batch_size=6, progress_poll_seconds=0.1)
     submit(factory, spec, settings)

@@ -186,10 +186,10 @@ def test_a_point_does_not_depend_on_the_alphas_asked_with_it(init: InitParams) -
     """A service batch asks for the alphas of its own trials, often one.  Alone, the cold
     start at alpha = 0.01 fails in the lazy settings (it returned 1e124, unreliable); the
     continuation from the anchor gives the value of a dense curve (an independent path:
-    forward and backward continuation over 12 alphas), reliable, near the small-alpha
+    forward and backward continuation over 6 alphas), reliable, near the small-alpha
     limit E[beta*^2] = 1."""
     alone = generalization_curve(REF_TASK, init, [0.01])
-    dense = generalization_curve(REF_TASK, init, np.geomspace(0.002, 0.4, 12).tolist() + [0.01])
+    dense = generalization_curve(REF_TASK, init, np.geomspace(0.002, 0.4, 6).tolist() + [0.01])
     assert bool(alone.reliable[0]) and bool(dense.reliable[-1])
     assert alone.gen_error[0] == pytest.approx(dense.gen_error[-1], rel=1e-6)
     assert abs(alone.gen_error[0] - 1.0) < 0.05
