@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from workers.dln.gd_types import GDState
+from workers.dln.gd_types import LEG_END, GDState
 
 if TYPE_CHECKING:
     from workers.dln.gd_types import GDJob, GDOptions
@@ -208,7 +208,8 @@ class BlockRun:
             (diverged, "diverged"),
             (converged, "loss_threshold"),
             (stalled, "stalled"),
-            (np.full_like(converged, final), "max_steps"),
+            # The end of a leg before the budget is not the budget's end.
+            (np.full_like(converged, final), "max_steps" if step >= options.max_steps else LEG_END),
         )
         done = np.zeros_like(converged)
         finished: dict[int, RawRecord] = {}
@@ -216,7 +217,7 @@ class BlockRun:
             newly = self.active & mask & ~done
             for g, col in zip(*np.nonzero(newly), strict=True):
                 state = None
-                if reason == "max_steps":
+                if reason in ("max_steps", LEG_END):
                     count, prev = memory
                     state = GDState(
                         step=step,

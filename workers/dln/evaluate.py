@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from workers.config import InitParams, TaskStats, validate_alpha
-from workers.dln.gd_types import GDState
+from workers.dln.gd_types import LEG_END, GDState
 from workers.dln.pretrain import (
     finetune_start,
     oracle_pretrained_weights,
@@ -318,7 +318,7 @@ def evaluate_finetune_batch(
     early_results: dict[int, GDResult] = {}
 
     def outcome_when_done(index: int, record: tuple) -> dict[str, Any] | None:
-        if record[5] is not None and record[3] < options.max_steps:
+        if record[4] == LEG_END:
             return None  # the end of a leg, not a result
         try:
             result = result_of_record(ft_jobs[index], record)
@@ -338,7 +338,7 @@ def evaluate_finetune_batch(
     )
     outcomes: list[FinetuneOutcome | FinetuneLeg] = []
     for index, result in enumerate(ft_results):
-        if result.state is not None and result.steps < options.max_steps:
+        if result.stop_reason == LEG_END:
             outcomes.append(FinetuneLeg(result.state, result.steps, result.train_loss))
         else:
             outcomes.append(early[index] if index in early else outcome_at(index, result))

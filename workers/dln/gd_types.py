@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 STOP_REASONS = ("loss_threshold", "stalled", "max_steps", "diverged")
+# A run in legs (GDOptions.leg_steps) whose leg ended before the budget: not a result, it
+# continues from its state; never stored (a trial's result has one of STOP_REASONS).
+LEG_END = "leg_end"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 GRADIENT_FORMS = ("auto", "residual", "gram")
 
@@ -46,7 +49,8 @@ class PathwayWeights:
 
 @dataclass(frozen=True, eq=False)
 class GDState:
-    """Where an unfinished network stopped (``stop_reason == "max_steps"``): everything
+    """Where an unfinished network stopped (``stop_reason`` ``"max_steps"`` or
+    ``LEG_END``): everything
     the loop needs to go on as if it had never stopped.
 
     ``s_minus``/``s_plus`` are the pathway factors (``workers.dln._block``) after ``step``
@@ -166,7 +170,7 @@ class GDOptions:
     max_block_elements: int = 1 << 23
     gradient_form: str = "auto"
     # Steps one run may add to a job (a *leg*): a job not finished after ``leg_steps``
-    # more steps stops with ``stop_reason == "max_steps"`` and its state, to be resumed
+    # more steps stops with ``stop_reason == LEG_END`` and its state, to be resumed
     # later (``GDJob.resume``); ``max_steps`` stays the total budget.  None: no legs.
     leg_steps: int | None = None
 

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from workers.dln.gd_types import LEG_END
+
 IndexReport = Callable[[int, dict[str, Any]], None]
 
 
@@ -87,8 +89,8 @@ class BatchProgress:
         for index, record in finished.items():
             self._finished.add(index)
             self._training.discard(index)
-            _, _, loss, steps, reason, state = record
-            if state is not None and steps < self.max_steps:
+            _, _, loss, steps, reason, _ = record
+            if reason == LEG_END:
                 # The end of a leg (GDOptions.leg_steps): it goes on in a later batch.
                 self._send(index, "leg_done", step=int(steps), loss=_finite(loss))
                 continue
