@@ -128,6 +128,9 @@ class DLNExecution(StrictModel):
     leg_steps: int | None = Field(
         default=None,
         ge=1,
+        # Unset, it is left out of the trial's execution: trials without legs keep the
+        # execution, batch key and key they had before legs existed.
+        exclude_if=lambda value: value is None,
         description="run trials in legs: a batch trains a trial at most this many steps "
         "further; one still unfinished saves its state and continues in a later batch "
         "(max_steps stays the total budget). Not part of the trial key: the result equals "

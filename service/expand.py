@@ -307,13 +307,7 @@ def expand_with_skips(
             _check_size(params, origin, limits)
             validated[cache_key] = params
         execution = _trial_execution(spec, params, varied_execution, executions, limits, origin)
-        keyed_execution = {
-            k: v
-            for k, v in execution.items()
-            if k not in _NON_NUMERIC_EXECUTION
-            # unset: batch keys stay what they were before legs existed
-            and not (k in _SCHEDULING_EXECUTION and v is None)
-        }
+        keyed_execution = {k: v for k, v in execution.items() if k not in _NON_NUMERIC_EXECUTION}
         trial_execution = trial_key_execution(spec.workload, execution)
         gamma_ext = float(execution.get("gamma_ext", DEFAULT_GAMMA_EXT))
         theory_key = None

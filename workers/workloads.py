@@ -281,12 +281,6 @@ class DLNTheory(_DLNWorkload):
         return 0.02
 
 
-def _same_execution(execution: Mapping[str, Any]) -> dict[str, Any]:
-    """``execution`` without an unset ``leg_steps`` (trials stored before legs existed
-    have no such key; their batch keys are the same)."""
-    return {k: v for k, v in execution.items() if not (k == "leg_steps" and v is None)}
-
-
 @dataclass(frozen=True)
 class DLNFinetune(_DLNWorkload):
     """GD simulation of PT → FT plus the finite-sample theory per trial (THEORY.md §1–2).
@@ -311,8 +305,8 @@ class DLNFinetune(_DLNWorkload):
         from workers.dln.gd_types import GDState
 
         started = time.perf_counter()
-        execution = _same_execution(trials[0].execution)
-        if any(_same_execution(trial.execution) != execution for trial in trials[1:]):
+        execution = dict(trials[0].execution)
+        if any(dict(trial.execution) != execution for trial in trials[1:]):
             # The batched simulator runs one lr / step budget; the batch key keeps
             # trials of different executions apart, so this is a dispatcher bug.
             raise ValueError("a dln_finetune batch must share one execution (lr, max_steps, …)")

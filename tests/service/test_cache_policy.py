@@ -77,9 +77,7 @@ def test_device_is_part_of_the_key_where_it_changes_the_numbers(workload, params
 def test_cpu_keys_are_unchanged_and_theory_ignores_the_device() -> None:
     spec = SweepSpec.model_validate({"name": "k", "workload": "dln_finetune", "params": DLN})
     [trial] = expand_spec(spec, LimitSettings())
-    # As stored before ``device`` entered keys and before ``leg_steps`` existed.
-    before_fields = ("device", "num_gpus", "leg_steps")
-    execution = {k: v for k, v in trial.execution.items() if k not in before_fields}
+    execution = {k: v for k, v in trial.execution.items() if k not in ("device", "num_gpus")}
     before = canonical_hash(
         {
             "workload": "dln_finetune",
