@@ -136,6 +136,17 @@ class DLNExecution(StrictModel):
         "(max_steps stays the total budget). Not part of the trial key: the result equals "
         "one uninterrupted run. Unset: one batch runs a trial to its end",
     )
+    lr_stability_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        # Unset, it is left out of the trial's execution (keys stay as they were).
+        exclude_if=lambda value: value is None,
+        description="set the fine-tuning step size per trial to this fraction of its "
+        "instance's GD stability bound n / ((1 + sqrt(alpha))^2 max_i sqrt(k_i + 4 beta*_i^2)) "
+        "instead of lr (workers/dln/step_size.py); the rich regime I needs it at the "
+        "paper's size. In the trial key; the lr used is in each result's metrics",
+    )
     pt_mode: Literal["oracle", "trained", "scratch"] = Field(
         default="oracle",
         description="oracle: exact post-PT weights; trained: GD pretraining; scratch: no "

@@ -483,8 +483,10 @@ WORKLOADS: dict[str, Workload] = {
     for workload in (
         DLNFinetune(
             name="dln_finetune",
-            # 2: regimes-v2 labels and the empirical label at the representative group
-            evaluator_version="dln-finetune-2",
+            # 2: regimes-v2 labels and the empirical label at the representative group;
+            # 3: the empirical beta_FT read from the FT function's energy
+            # (workers.theory.regimes.empirical_regime, law=)
+            evaluator_version="dln-finetune-3",
             group_fields=("D", "alpha", "n_test", "alpha_pt"),
             varying_within_group=("c_pt", "lambda_pt", "gamma_ft", "readout_convention"),
         ),

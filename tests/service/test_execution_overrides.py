@@ -179,13 +179,10 @@ def test_overrides_change_the_numbers_per_trial() -> None:
         workload.run(claimed, {})
 
 
-@pytest.mark.parametrize(
-    ("name", "rich_lr"),
-    [("exp1", 0.3), ("exp1_full", 0.05), ("regimes", 0.3), ("regimes_full", 0.05)],
-)
-def test_paper_specs_run_regime_one_at_its_own_lr(name: str, rich_lr: float) -> None:
-    """THEORY.md §5: the paper's lr 0.05 near λ_PT = −1 in the full-size specs (the
-    reduced ones take lr 0.3 for the same gradient-flow time), the spec's own lr elsewhere."""
+@pytest.mark.parametrize("name", ["exp1", "exp1_full", "regimes", "regimes_full"])
+def test_paper_specs_run_regime_one_at_its_stability_rule(name: str) -> None:
+    """Regime I (λ_PT = −1) steps at half its instance's stability bound
+    (workers/dln/step_size.py), every other setting at the spec's own lr."""
     from pathlib import Path
 
     import yaml
@@ -193,6 +190,11 @@ def test_paper_specs_run_regime_one_at_its_own_lr(name: str, rich_lr: float) -> 
     path = Path(__file__).resolve().parents[2] / "examples" / "paper" / f"{name}.yaml"
     raw = yaml.safe_load(path.read_text())
     trials = expand_spec(SweepSpec.model_validate(raw), LimitSettings(max_trials=10**6))
-    rich = {t.execution["lr"] for t in trials if t.params["lambda_pt"] == -1.0}
-    other = {t.execution["lr"] for t in trials if t.params["lambda_pt"] != -1.0}
-    assert rich == {rich_lr} and other == {raw["execution"]["lr"]}
+    rich = {
+        t.execution.get("lr_stability_fraction") for t in trials if t.params["lambda_pt"] == -1.0
+    }
+    other = [t.execution for t in trials if t.params["lambda_pt"] != -1.0]
+    assert rich == {0.5}
+    assert all(
+        "lr_stability_fraction" not in e and e["lr"] == raw["execution"]["lr"] for e in other
+    )

@@ -7,8 +7,8 @@ The JSON comes from the argument, or from stdin when it is absent or ``-``.  Key
 task (``rho_pt``, ``rho_ft`` + ``omega`` or ``rho_ft_shared`` + ``rho_ft_new``,
 ``a_pt``, ``ft_norm``, ``q``, ``sigma0``, ``teacher_norm``), init (``c_pt``,
 ``lambda_pt``, ``gamma_ft``, ``readout_convention``), trial (``D``, ``alpha``, ``seed``,
-``alpha_pt``, ``n_test``) and GD (``lr``, ``max_steps``, ``loss_threshold``, ``pt_mode``,
-``dtype``, ``device``).
+``alpha_pt``, ``n_test``) and GD (``lr``, ``lr_stability_fraction``, ``max_steps``,
+``loss_threshold``, ``pt_mode``, ``dtype``, ``device``).
 Unknown keys and invalid values exit with status 2 and one line on stderr.
 """
 
@@ -41,6 +41,7 @@ FLOAT_KEYS = (
     "lr",
     "loss_threshold",
     "alpha_pt",
+    "lr_stability_fraction",
 )
 STR_KEYS = ("ft_norm", "teacher_norm", "readout_convention", "pt_mode", "dtype", "device")
 REQUIRED = ("D", "alpha", "rho_pt", "c_pt", "lambda_pt", "gamma_ft")
@@ -110,7 +111,15 @@ def build_trial(spec: dict[str, Any]) -> tuple[Any, Any]:
         seed=spec.get("seed", 0),
         **trial_extra,
     )
-    gd = ("lr", "max_steps", "loss_threshold", "pt_mode", "dtype", "device")
+    gd = (
+        "lr",
+        "lr_stability_fraction",
+        "max_steps",
+        "loss_threshold",
+        "pt_mode",
+        "dtype",
+        "device",
+    )
     options = TrainOptions(**{k: spec[k] for k in gd if k in spec})
     return trial, options
 

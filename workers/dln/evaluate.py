@@ -51,6 +51,7 @@ from workers.dln.simulate import (
     result_of_record,
     run_gradient_descent,
 )
+from workers.dln.step_size import stable_lr
 from workers.dln.tasks import Dataset, make_dataset
 from workers.theory.implicit_bias import solve_implicit_bias
 from workers.theory.potential import scratch_equivalent, sqrt_k_from_weights
@@ -60,6 +61,7 @@ from workers.theory.regimes import (
     empirical_regime,
     measured_reuse,
     representative_group,
+    representative_law,
     theory_regime,
 )
 
@@ -132,8 +134,18 @@ class TrainOptions:
     # Fine-tuning steps one batch adds to a trial (None: all of them): an unfinished
     # trial ends its leg as a :class:`FinetuneLeg` and continues later from its state.
     leg_steps: int | None = None
+    # The FT step size rule: None uses ``lr``; a fraction f in (0, 1] gives each trial
+    # f times the stability bound of its own instance (``workers.dln.step_size``).
+    lr_stability_fraction: float | None = None
 
     def __post_init__(self) -> None:
+        fraction = self.lr_stability_fraction
+        if fraction is not None and not (
+            _is_number(fraction) and math.isfinite(fraction) and 0 < fraction <= 1
+        ):
+            raise ValueError(
+                f"lr_stability_fraction must lie in (0, 1] or be None, got {fraction!r}"
+            )
         if self.leg_steps is not None and (not _is_integer(self.leg_steps) or self.leg_steps < 1):
             raise ValueError(f"leg_steps must be an integer >= 1 or None, got {self.leg_steps!r}")
         for name in ("lr", "pt_lr"):
@@ -206,6 +218,8 @@ class FinetuneOutcome:
     device: str
     dtype: str
     classifier_version: str
+    # The FT step size this trial ran with (``TrainOptions.lr`` or its stability rule).
+    lr: float
     beta_sim: np.ndarray = field(repr=False)
     beta_theory: np.ndarray = field(repr=False)
     beta_pt_hat: np.ndarray = field(repr=False)
@@ -236,6 +250,17 @@ class FinetuneLeg:
     steps: int
     train_loss: float
     wall_time_s: float = 0.0
+
+
+def finetune_lr(data: Dataset, start: PathwayWeights, options: TrainOptions) -> float:
+    """The FT step size of one trial: ``options.lr``, or under ``lr_stability_fraction``
+    that fraction of the instance's stability bound (``workers.dln.step_size``: ``n``,
+    ``D``, ``sqrt_k`` of the FT start, the teacher ``beta*_FT`` as the solution's scale)."""
+    if options.lr_stability_fraction is None:
+        return options.lr
+    n, D = data.X_ft.shape
+    sqrt_k = sqrt_k_from_weights(start.w_plus, start.v_plus, start.w_minus, start.v_minus)
+    return stable_lr(n, D, sqrt_k, data.beta_ft_star, options.lr_stability_fraction)
 
 
 def theory_init(init: InitParams, options: TrainOptions) -> InitParams:
@@ -285,19 +310,21 @@ def evaluate_finetune_batch(
     ft_jobs: list[GDJob] = []
     for trial, (pt_weights, _) in zip(trials, pretrained, strict=True):
         data = datasets[trial.dataset_key]
+        start_weights = (
+            pt_weights
+            if options.pt_mode == "scratch"
+            else finetune_start(pt_weights.w_plus, pt_weights.w_minus, trial.init)
+        )
         ft_jobs.append(
             GDJob(
                 X=data.X_ft,
                 y=data.y_ft,
-                init=(
-                    pt_weights
-                    if options.pt_mode == "scratch"
-                    else finetune_start(pt_weights.w_plus, pt_weights.w_minus, trial.init)
-                ),
+                init=start_weights,
                 beta_star=data.beta_ft_star,
                 X_test=data.X_test,
                 y_test=data.y_test,
                 resume=trial.resume,
+                lr=finetune_lr(data, start_weights, options),
             )
         )
     regime_cache: dict[tuple[TaskStats, InitParams], RegimePoint] = {}
@@ -433,6 +460,7 @@ def _outcome(
                 sqrt_k=sqrt_k,
                 init=theory_init(trial.init, options),
                 group=representative_group(trial.task),
+                law=representative_law(trial.task),
             )
         except ValueError:  # beta_sim identically zero: nothing to classify
             emp = None
@@ -461,6 +489,7 @@ def _outcome(
         device=options.device,
         dtype=options.dtype,
         classifier_version=str(CLASSIFIER_VERSION),
+        lr=float(job.lr if job.lr is not None else options.lr),
         beta_sim=beta_sim,
         beta_theory=beta_theory,
         beta_pt_hat=beta_pt_hat,

@@ -116,6 +116,8 @@ class GDJob:
     ``resume`` continues the job from a :class:`GDState` of an earlier run with the same
     ``X``, ``y``, ``init`` and options (``max_steps`` is the total budget, counted from
     step 0); ``init`` is still the start (weights are recovered relative to it).
+    ``lr`` overrides ``GDOptions.lr`` for this job (``workers.dln.step_size``); jobs
+    with different step sizes never share a block.
     """
 
     X: np.ndarray
@@ -125,6 +127,11 @@ class GDJob:
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     resume: GDState | None = None
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0 or None, got {self.lr!r}")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -77,7 +77,8 @@ def run_gradient_descent(
 ) -> list[GDResult]:
     """Train every job by full-batch GD on ``mean((X beta - y)^2)``; results in job order.
 
-    Grouping is automatic: jobs sharing an ``X`` object become columns of one block, and
+    Grouping is automatic: jobs sharing an ``X`` object (and step size, ``GDJob.lr``)
+    become columns of one block, and
     (when stacking) blocks of equal ``(n, D)`` are stacked along a batch axis.  Blocks
     run one after another; ``observer(step, training, finished)`` is called at every
     stopping check of the running block (job indices into ``jobs``), so a caller can
@@ -88,22 +89,25 @@ def run_gradient_descent(
     """
     device = resolve_device(options.device)
     stack = options.stack_datasets if options.stack_datasets is not None else device.type == "cuda"
-    by_dataset: dict[tuple[int, int | None], list[int]] = {}
+    by_dataset: dict[tuple[int, int | None, float], list[int]] = {}
     for index, job in enumerate(jobs):
         step = job.resume.step if job.resume is not None else None
-        by_dataset.setdefault((id(job.X), step), []).append(index)
+        lr = options.lr if job.lr is None else job.lr
+        by_dataset.setdefault((id(job.X), step, lr), []).append(index)
     buckets: dict[object, list[list[int]]] = {}
-    for (_, step), members in by_dataset.items():
-        # Jobs resuming from different steps run in different blocks (one step counter).
+    for (_, step, lr), members in by_dataset.items():
+        # Jobs resuming from different steps, or with different step sizes, run in
+        # different blocks (one step counter and one lr per block).
         shape = jobs[members[0]].X.shape if stack else id(jobs[members[0]].X)
-        key = (shape, step)
-        buckets.setdefault(key, []).append(members)
+        buckets.setdefault((shape, step, lr), []).append(members)
 
     results: list[GDResult | None] = [None] * len(jobs)
     dtype = DTYPES[options.dtype]
-    for datasets in buckets.values():
+    for (_, _, lr), datasets in buckets.items():
+        block_options = options if lr == options.lr else replace(options, lr=lr)
         for block in _split_blocks(datasets, jobs, options.max_block_elements):
-            records, share = BlockRun(jobs, block, options, dtype, device, observer).run()
+            run = BlockRun(jobs, block, block_options, dtype, device, observer)
+            records, share = run.run()
             for index, record in records.items():
                 if known is not None and index in known:
                     results[index] = replace(known[index], wall_time_s=share)

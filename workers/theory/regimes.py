@@ -61,7 +61,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
-from workers.config import InitParams, TaskStats
+from workers.config import CoordinateGroup, InitParams, TaskStats
 from workers.theory.potential import sqrt_k_finetune
 
 CLASSIFIER_V1 = "regimes-v1"
@@ -302,6 +302,34 @@ def _mean_abs_normal(mean: float, std: float) -> float:
     )
 
 
+def _abs_third_moment_normal(mean: float, std: float) -> float:
+    """E|X|^3 for X ~ N(m, s^2): (m^3 + 3 m s^2)(1 - 2 Phi(-m/s))
+    + sqrt(2/pi) s (m^2 + 2 s^2) exp(-m^2/2s^2)."""
+    if std == 0.0:
+        return abs(mean) ** 3
+    ratio = mean / std
+    return (mean**3 + 3.0 * mean * std**2) * (1.0 - 2.0 * float(ndtr(-ratio))) + math.sqrt(
+        2.0 / math.pi
+    ) * std * (mean**2 + 2.0 * std**2) * math.exp(-0.5 * ratio**2)
+
+
+def energy_magnitude_factor(law: CoordinateGroup) -> float:
+    """``c = E|b| E[b^2] / E|b|^3`` for the group's FT law ``b ~ N(ft_mean, ft_std^2)``:
+    then ``c * E|b|^3 / E[b^2] = E|b|`` (:func:`empirical_regime`).  2 for a centred
+    Gaussian (``E|b|^3 = 2 sqrt(2/pi) s^3``), 1 for a constant."""
+    second = law.ft_mean**2 + law.ft_std**2
+    third = _abs_third_moment_normal(law.ft_mean, law.ft_std)
+    if third <= 0.0:
+        raise ValueError(f"the {law.name} group has no FT signal to represent")
+    return _mean_abs_normal(law.ft_mean, law.ft_std) * second / third
+
+
+def representative_law(task: TaskStats) -> CoordinateGroup:
+    """The coordinate group of :func:`representative_group`, with its FT law."""
+    name = representative_group(task)
+    return next(grp for grp in task.groups() if grp.name == name)
+
+
 def representative_group(task: TaskStats) -> str:
     """The task group whose coordinate represents it (THEORY.md §4): ``"shared"`` when
     some FT feature is a PT feature, else ``"new"``."""
@@ -343,6 +371,7 @@ def empirical_regime(
     init: InitParams,
     version: str = CLASSIFIER_VERSION,
     group: str | None = None,
+    law: CoordinateGroup | None = None,
 ) -> RegimePoint:
     """(l, PD) and label from a trained network's measured quantities (THEORY.md §4).
 
@@ -367,6 +396,19 @@ def empirical_regime(
     Averaging l_i per coordinate instead would not be comparable: l is concave-ish in
     |beta|, so a beta^2-weighted mean sits systematically richer than l at E|beta|.
     Deterministic (no sampling, no ties).
+
+    ``law`` (``dln-finetune-3`` results pass :func:`representative_law`): beta_FT is
+    read from the energy of the FT function instead of from a count of coordinates,
+    with the same beta_ft^2 weights as beta_PT and sqrt_k: the weighted mean magnitude
+    sum|beta|^3 / sum beta^2 over the selection, times :func:`energy_magnitude_factor`
+    of the group's law, so that on the teacher itself (beta_ft = beta*) it estimates
+    E|beta*_FT|, the theory's representative value.  The plain mean counts every
+    coordinate above 1e-3 max|beta_ft| once, so the small values GD leaves on
+    coordinates the FT task does not use (an l2-like spread over the PT support in the
+    lazy regimes) pulled it down and the measured l towards lazy: a solution with 99.9%
+    of its energy on the 10 teacher coordinates read as 97 coordinates of mean 0.94
+    instead of 10 of mean 7 (regime figure, II knobs on the sparse subset, D = 1000).
+    Here a value eps enters as eps^3 against eps.
     """
     beta_ft = np.asarray(beta_ft, dtype=float).ravel()
     beta_pt = np.broadcast_to(np.asarray(beta_pt, dtype=float), beta_ft.shape)
@@ -384,8 +426,12 @@ def empirical_regime(
             used = selected
         if group == "new" and np.any(in_pt):
             at_pt = in_pt
-    weight = beta_ft[used] ** 2 / float(np.sum(beta_ft[used] ** 2))
-    rep_ft = float(np.mean(np.abs(beta_ft[used])))
+    energy = beta_ft[used] ** 2
+    weight = energy / float(np.sum(energy))
+    if law is None:
+        rep_ft = float(np.mean(np.abs(beta_ft[used])))
+    else:
+        rep_ft = energy_magnitude_factor(law) * float(weight @ np.abs(beta_ft[used]))
     if at_pt is None:
         rep_pt = float(weight @ np.abs(beta_pt[used]))
         rep_k = float(np.exp(weight @ np.log(sqrt_k[used])))

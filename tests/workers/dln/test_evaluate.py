@@ -38,6 +38,7 @@ RECORD_KEYS = {
     "device",
     "dtype",
     "classifier_version",
+    "lr",
 }
 TASK = TaskStats(rho_pt=0.1, rho_ft=0.1, omega=0.5)
 RICH = InitParams(c_pt=1e-2, lambda_pt=-0.5, gamma_ft=0.3)
