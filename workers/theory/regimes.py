@@ -315,7 +315,7 @@ def _abs_third_moment_normal(mean: float, std: float) -> float:
 
 def energy_magnitude_factor(law: CoordinateGroup) -> float:
     """``c = E|b| E[b^2] / E|b|^3`` for the group's FT law ``b ~ N(ft_mean, ft_std^2)``:
-    then ``c * E|b|^3 / E[b^2] = E|b|`` (:func:`empirical_regime`).  2 for a centred
+    then ``c * E|b|^3 / E[b^2] = E|b|`` (:func:`empirical_regime`).  1/2 for a centred
     Gaussian (``E|b|^3 = 2 sqrt(2/pi) s^3``), 1 for a constant."""
     second = law.ft_mean**2 + law.ft_std**2
     third = _abs_third_moment_normal(law.ft_mean, law.ft_std)
