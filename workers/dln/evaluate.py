@@ -107,7 +107,9 @@ class TrainOptions:
     The loss is ``mean((f(x) - y)^2)`` without a 1/2 (see ``workers.dln.simulate``).
     ``loss_threshold`` 1e-4 is the paper's rule; it floors the simulated generalization
     error around 1e-5..1e-3 (THEORY.md §5), so tighten it when errors below ~1e-2 matter.
-    The paper used ``lr = 0.05`` near ``lambda_pt = -1``.  The "trained" PT mode uses
+    The paper used ``lr = 0.05`` near ``lambda_pt = -1``; ``lr_stability_fraction``
+    replaces a fixed FT ``lr`` by a fraction of each instance's stability bound
+    (``workers.dln.step_size``), which regime I needs at D = 5000.  The "trained" PT mode uses
     ``pt_lr``, ``pt_max_steps`` and the tighter ``pt_loss_threshold``.
 
     Step budget and stability (measured): GD needs O(n/lr) steps, so at D = 2000,
