@@ -33,6 +33,7 @@ import pytest
 import torch
 
 from service.report import agreement_report
+from tests.workers.dln.test_regimes_v2_heldout import draw_init_and_alpha
 from workers.config import InitParams, TaskStats
 from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
 
@@ -51,13 +52,7 @@ def held_apart_points() -> list[tuple[TaskStats, InitParams, float]]:
     for i in range(N_POINTS):
         omega = (0.0, 0.5, 1.0)[i % 3]
         rho_ft = float(10 ** rng.uniform(np.log10(0.025), -1))
-        c_pt = float(10 ** rng.uniform(-4, 0))
-        if i % 2:
-            lambda_pt = float(-1.0 + 10 ** rng.uniform(-3.5, -1))
-        else:
-            lambda_pt = float(rng.uniform(-0.999, 0.9))
-        gamma_ft = float(10 ** rng.uniform(-3, 1)) * float(rng.random() >= 0.3)
-        alpha = float(rng.uniform(0.2, 0.45))
+        c_pt, lambda_pt, gamma_ft, alpha = draw_init_and_alpha(rng, i)
         task = TaskStats(rho_pt=0.1, rho_ft=rho_ft, omega=omega, teacher_norm="exact")
         points.append((task, InitParams(c_pt, lambda_pt, gamma_ft), alpha))
     return points

@@ -46,17 +46,20 @@ def held_apart_points() -> list[tuple[float, float, float, float]]:
     """(c_PT, λ_PT, γ_FT, α) per point; odd points draw λ_PT near −1 (the rich end,
     where I and IV live) so that every regime can be drawn."""
     rng = np.random.default_rng(HELD_APART_SEED)
-    points = []
-    for i in range(N_POINTS):
-        c_pt = float(10 ** rng.uniform(-4, 0))
-        if i % 2:
-            lambda_pt = float(-1.0 + 10 ** rng.uniform(-3.5, -1))
-        else:
-            lambda_pt = float(rng.uniform(-0.999, 0.9))
-        gamma_ft = float(10 ** rng.uniform(-3, 1)) * float(rng.random() >= 0.3)
-        alpha = float(rng.uniform(0.2, 0.45))
-        points.append((c_pt, lambda_pt, gamma_ft, alpha))
-    return points
+    return [draw_init_and_alpha(rng, i) for i in range(N_POINTS)]
+
+
+def draw_init_and_alpha(rng: np.random.Generator, i: int) -> tuple[float, float, float, float]:
+    """One point's (c_PT, λ_PT, γ_FT, α), in this order from ``rng`` (module docstring's
+    ranges; also ``test_regimes_energy_heldout``'s)."""
+    c_pt = float(10 ** rng.uniform(-4, 0))
+    if i % 2:
+        lambda_pt = float(-1.0 + 10 ** rng.uniform(-3.5, -1))
+    else:
+        lambda_pt = float(rng.uniform(-0.999, 0.9))
+    gamma_ft = float(10 ** rng.uniform(-3, 1)) * float(rng.random() >= 0.3)
+    alpha = float(rng.uniform(0.2, 0.45))
+    return c_pt, lambda_pt, gamma_ft, alpha
 
 
 def test_points_are_away_from_the_figure_settings() -> None:
