@@ -25,8 +25,9 @@ something only when what ran has the campaign's D (a smoke run with ``--dim`` ca
 the per-step cost on tiny networks, whose fixed costs dominate).
 
     .venv/bin/python benchmarks/paper_scale.py --alphas 0.01 0.059 0.108 0.157 \
-        [--settings 0 1 2 ...] [--no-regimes] [--device cpu|cuda|auto] [--budget-s 3600] \
-        [--dim 5000] [--seeds 14] [--leg-steps N] [--out docs/figures/paper-scale]
+        [--settings 0 1 2 ...] [--no-regimes | --no-exp1] [--device cpu|cuda|auto] \
+        [--budget-s 3600] [--dim 5000] [--seeds 14] [--leg-steps N] \
+        [--out docs/figures/paper-scale]
 
 ``--rereport-db URL`` reopens the database of an earlier run (``--database-url``),
 recomputes the replica values stored as unreliable — through the dispatcher's own
@@ -212,6 +213,7 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="*", default=None)
     parser.add_argument("--settings", type=int, nargs="*", default=None)
     parser.add_argument("--no-regimes", action="store_true")
+    parser.add_argument("--no-exp1", action="store_true", help="run the regime figure only")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--budget-s", type=float, default=3600.0)
     parser.add_argument("--dim", type=int, default=None)
@@ -245,13 +247,10 @@ def main() -> None:
         "dim": args.dim,
         "seeds": args.seeds,
     }
-    runs = [
-        (
-            "exp1",
-            shaped(load("exp1_full.yaml"), alphas=args.alphas, settings=args.settings, **shape),
-            ["gen_error", "scatter"],
-        )
-    ]
+    runs = []
+    if not args.no_exp1:
+        exp1 = shaped(load("exp1_full.yaml"), alphas=args.alphas, settings=args.settings, **shape)
+        runs.append(("exp1", exp1, ["gen_error", "scatter"]))
     if not args.no_regimes:
         regimes = shaped(load("regimes_full.yaml"), alphas=args.alphas, settings=None, **shape)
         runs.append(("regimes", regimes, ["regimes", "scatter"]))
