@@ -60,7 +60,6 @@ from workers.theory.regimes import (
     RegimePoint,
     empirical_regime,
     measured_reuse,
-    representative_group,
     representative_law,
     theory_regime,
 )
@@ -461,7 +460,6 @@ def _outcome(
                 beta_pt=beta_pt_hat,
                 sqrt_k=sqrt_k,
                 init=theory_init(trial.init, options),
-                group=representative_group(trial.task),
                 law=representative_law(trial.task),
             )
         except ValueError:  # beta_sim identically zero: nothing to classify

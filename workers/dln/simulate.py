@@ -77,9 +77,9 @@ def run_gradient_descent(
 ) -> list[GDResult]:
     """Train every job by full-batch GD on ``mean((X beta - y)^2)``; results in job order.
 
-    Grouping is automatic: jobs sharing an ``X`` object (and step size, ``GDJob.lr``)
-    become columns of one block, and
-    (when stacking) blocks of equal ``(n, D)`` are stacked along a batch axis.  Blocks
+    Grouping is automatic: jobs sharing an ``X`` object (and a step size, ``GDJob.lr``)
+    become columns of one block, and (when stacking) blocks of equal ``(n, D)`` are
+    stacked along a batch axis.  Blocks
     run one after another; ``observer(step, training, finished)`` is called at every
     stopping check of the running block (job indices into ``jobs``), so a caller can
     report which networks train now, their step and loss.  ``known`` holds results the

@@ -397,7 +397,8 @@ def empirical_regime(
     |beta|, so a beta^2-weighted mean sits systematically richer than l at E|beta|.
     Deterministic (no sampling, no ties).
 
-    ``law`` (``dln-finetune-3`` results pass :func:`representative_law`): beta_FT is
+    ``law`` (``dln-finetune-3`` results pass :func:`representative_law`; it implies
+    ``group = law.name``): beta_FT is
     read from the energy of the FT function instead of from a count of coordinates,
     with the same beta_ft^2 weights as beta_PT and sqrt_k: the weighted mean magnitude
     sum|beta|^3 / sum beta^2 over the selection, times :func:`energy_magnitude_factor`
@@ -405,7 +406,7 @@ def empirical_regime(
     E|beta*_FT|, the theory's representative value.  The plain mean counts every
     coordinate above 1e-3 max|beta_ft| once, so the small values GD leaves on
     coordinates the FT task does not use (an l2-like spread over the PT support in the
-    lazy regimes) pulled it down and the measured l towards lazy: a solution with 99.9%
+    lazy regimes) pulled it down and the measured l towards lazy: a solution with 99%
     of its energy on the 10 teacher coordinates read as 97 coordinates of mean 0.94
     instead of 10 of mean 7 (regime figure, II knobs on the sparse subset, D = 1000).
     Here a value eps enters as eps^3 against eps.
@@ -413,6 +414,10 @@ def empirical_regime(
     beta_ft = np.asarray(beta_ft, dtype=float).ravel()
     beta_pt = np.broadcast_to(np.asarray(beta_pt, dtype=float), beta_ft.shape)
     sqrt_k = np.broadcast_to(np.asarray(sqrt_k, dtype=float), beta_ft.shape)
+    if law is not None:
+        if group not in (None, law.name):
+            raise ValueError(f"group {group!r} and law {law.name!r} disagree")
+        group = law.name
     used = _support(beta_ft, SUPPORT_REL_THRESHOLD)
     if not np.any(used):
         raise ValueError("beta_ft is identically zero: no coordinate to classify")

@@ -289,3 +289,15 @@ def test_empirical_magnitude_is_the_teacher_s_and_ignores_small_leakage() -> Non
     assert clean.label == leaky.label == theory.label == clean_plain.label
     assert leaky.l_order == pytest.approx(clean.l_order, abs=0.01)
     assert leaky_plain.label == "II" and leaky_plain.l_order > clean_plain.l_order + 0.3
+
+
+def test_law_names_the_group() -> None:
+    beta_ft, beta_pt, task = _sparse_subset_solution(0.1)
+    init = InitParams(1e-3, 0.0, 0.0)
+    sk = sqrt_k_finetune(beta_pt, init.c_pt, init.lambda_pt, init.gamma_ft)
+    common = dict(beta_ft=beta_ft, beta_pt=beta_pt, sqrt_k=sk, init=init)
+    law = regimes.representative_law(task)
+    implied = regimes.empirical_regime(**common, law=law)
+    assert implied == regimes.empirical_regime(**common, law=law, group="shared")
+    with pytest.raises(ValueError, match="disagree"):
+        regimes.empirical_regime(**common, law=law, group="new")
