@@ -35,6 +35,10 @@ reconcile path: the prediction rows are dropped, the trials' values cleared, and
 dispatcher computes and backfills them — and writes the reports and figures again; the
 simulations are not rerun.
 
+``--report-db URL`` writes the same outputs (and the table's rows) for every sweep of an
+earlier run's database as it stands, computing nothing: a run stopped before its end
+reports what had finished.
+
 ``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
 is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
 when it is spent is cancelled and reported as partial, a sweep not started is not run.
@@ -66,6 +70,7 @@ from service.settings import DispatchSettings, LimitSettings, RaySettings, Setti
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 FINAL = ("succeeded", "failed", "partial", "cancelled")
+FIGURES = ["gen_error", "scatter"]
 
 
 def load(name: str) -> dict:
@@ -159,6 +164,42 @@ def row(name: str, sweep: dict, wall: float, report: dict, seconds: list[float])
     )
 
 
+def last_finish(results_csv: Path) -> float | None:
+    """Unix time of the last result in an exported CSV (None without results)."""
+    from datetime import datetime
+
+    if not results_csv.exists():
+        return None
+    with results_csv.open(newline="") as handle:
+        stamps = [r["finished_at"] for r in csv.DictReader(handle) if r.get("finished_at")]
+    return max((datetime.fromisoformat(t).timestamp() for t in stamps), default=None)
+
+
+def report_stored(url: str, out: Path) -> None:
+    """Reports, figures, results and table rows of every sweep stored at ``url``, as they
+    stand: nothing is computed (a run stopped before its end reports what finished; the
+    wall time is from submit to the last result)."""
+    from datetime import datetime
+
+    settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
+    app = create_app(settings, start_dispatcher=False)
+    with TestClient(app) as client:
+        for sweep in client.get("/v1/sweeps", params={"limit": 50}).json()["items"]:
+            name = sweep["name"]
+            figures = ["regimes", "scatter"] if name.startswith("regimes") else FIGURES
+            report = write_outputs(client, sweep, out, figures)
+            results = out / f"{name}_results.csv"
+            end = last_finish(results)
+            start = datetime.fromisoformat(sweep["created_at"]).timestamp()
+            wall = (end - start) if end is not None else float("nan")
+            print(
+                row(
+                    name.removesuffix("-paper-scale"), sweep, wall, report, network_seconds(results)
+                ),
+                flush=True,
+            )
+
+
 def rereport(url: str, out: Path) -> None:
     """Recompute the unreliable replica values of a finished run, then its outputs."""
     from sqlalchemy import delete, select, update
@@ -190,14 +231,7 @@ def rereport(url: str, out: Path) -> None:
         Dispatcher(factory, settings, InlineRunner()).run_until_idle(timeout=3600)
         sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
         for sweep in sweeps:
-            figures = (
-                ["regimes", "scatter"]
-                if sweep["name"].startswith("regimes")
-                else [
-                    "gen_error",
-                    "scatter",
-                ]
-            )
+            figures = ["regimes", "scatter"] if sweep["name"].startswith("regimes") else FIGURES
             report = write_outputs(client, sweep, out, figures)
             print(
                 f"{sweep['name']}: theory inside 95% {report.get('inside_95')}/"
@@ -224,10 +258,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/figures/paper-scale"))
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--rereport-db", default=None)
+    parser.add_argument(
+        "--report-db", default=None, help="write the outputs of a stored run as it stands"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.rereport_db:
         rereport(args.rereport_db, args.out)
+        return
+    if args.report_db:
+        report_stored(args.report_db, args.out)
         return
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/paper_scale.db"
     settings = Settings(
@@ -250,7 +290,7 @@ def main() -> None:
     runs = []
     if not args.no_exp1:
         exp1 = shaped(load("exp1_full.yaml"), alphas=args.alphas, settings=args.settings, **shape)
-        runs.append(("exp1", exp1, ["gen_error", "scatter"]))
+        runs.append(("exp1", exp1, FIGURES))
     if not args.no_regimes:
         regimes = shaped(load("regimes_full.yaml"), alphas=args.alphas, settings=None, **shape)
         runs.append(("regimes", regimes, ["regimes", "scatter"]))
