@@ -36,8 +36,8 @@ dispatcher computes and backfills them — and writes the reports and figures ag
 simulations are not rerun.
 
 ``--report-db URL`` writes the same outputs (and the table's rows) for every sweep of an
-earlier run's database as it stands, computing nothing: a run stopped before its end
-reports what had finished.
+earlier run's database as it stands: a run stopped before its end reports what had
+finished (the rest is cancelled, not run); only the theory curves are computed.
 
 ``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
 is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
@@ -59,6 +59,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
@@ -71,6 +72,7 @@ from service.settings import DispatchSettings, LimitSettings, RaySettings, Setti
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 FINAL = ("succeeded", "failed", "partial", "cancelled")
 FIGURES = ["gen_error", "scatter"]
+THEORY_SPECS = {"exp1": "exp1_theory.yaml", "regimes": "regimes_theory.yaml"}
 
 
 def load(name: str) -> dict:
@@ -119,13 +121,54 @@ def run_sweep(client: TestClient, spec: dict, budget_s: float) -> tuple[dict, fl
         time.sleep(1.0)
 
 
-def write_outputs(client: TestClient, sweep: dict, out: Path, figures: list[str]) -> dict:
-    """Report, figures and results of one sweep into ``out``; the report."""
+def theory_companion(
+    client: TestClient, sweep: dict, drive: Callable[[], None] | None = None
+) -> str | None:
+    """The id of the sweep's replica-theory companion (``<name>-theory``: the paper's
+    ``*_theory.yaml``, 80 α points), submitted now if the database has none; it draws
+    the figures' theory lines over the whole α range (seconds to compute).  ``drive``
+    computes it where no dispatcher runs in the background."""
+    kind = sweep["name"].removesuffix("-paper-scale")
+    if kind not in THEORY_SPECS:
+        return None
+    wanted = f"{sweep['name']}-theory"
+    for other in client.get("/v1/sweeps", params={"limit": 100}).json()["items"]:
+        if other["name"] == wanted and other["status"] == "succeeded":
+            return other["id"]
+    spec = load(THEORY_SPECS[kind])
+    spec["name"] = wanted
+    if drive is None:
+        theory, _ = run_sweep(client, spec, 600.0)
+    else:
+        response = client.post("/v1/sweeps", json=spec)
+        response.raise_for_status()
+        drive()
+        theory = client.get(f"/v1/sweeps/{response.json()['id']}").json()
+    return theory["id"] if theory["status"] == "succeeded" else None
+
+
+def inline_driver(app: object, settings: Settings) -> Callable[[], None]:
+    """Runs the pending trials in this process until none is left (no Ray)."""
+    from service.dispatch import Dispatcher
+    from service.runners import InlineRunner
+
+    def drive() -> None:
+        Dispatcher(app.state.session_factory, settings, InlineRunner()).run_until_idle(timeout=600)
+
+    return drive
+
+
+def write_outputs(
+    client: TestClient, sweep: dict, out: Path, figures: list[str], theory: str | None = None
+) -> dict:
+    """Report, figures (theory lines from the ``theory`` sweep when given) and results of
+    one sweep into ``out``; the report."""
     sweep_id, name = sweep["id"], sweep["name"]
     report = client.get(f"/v1/sweeps/{sweep_id}/report").json()
     (out / f"{name}_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    params = {"theory_sweep": theory} if theory else {}
     for kind in figures:
-        response = client.get(f"/v1/sweeps/{sweep_id}/figures/{kind}.png")
+        response = client.get(f"/v1/sweeps/{sweep_id}/figures/{kind}.png", params=params)
         if response.status_code == 200:
             (out / f"{name}_{kind}.png").write_bytes(response.content)
     export = client.get("/v1/results/export", params={"sweep_id": sweep_id, "format": "csv"})
@@ -176,18 +219,28 @@ def last_finish(results_csv: Path) -> float | None:
 
 
 def report_stored(url: str, out: Path) -> None:
-    """Reports, figures, results and table rows of every sweep stored at ``url``, as they
-    stand: nothing is computed (a run stopped before its end reports what finished; the
-    wall time is from submit to the last result)."""
+    """Reports, figures, results and table rows of every simulation sweep stored at
+    ``url``, as they stand: what a stopped run left unfinished is cancelled, not computed
+    (the wall time is from submit to the last result); only the theory companions are
+    computed where missing."""
     from datetime import datetime
 
     settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
     app = create_app(settings, start_dispatcher=False)
+    drive = inline_driver(app, settings)
     with TestClient(app) as client:
-        for sweep in client.get("/v1/sweeps", params={"limit": 50}).json()["items"]:
+        sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
+        simulated = [s for s in sweeps if s["workload"] == "dln_finetune"]
+        for sweep in simulated:
+            if sweep["status"] not in FINAL:
+                # What a stopped run left unfinished is cancelled, not computed now.
+                client.post(f"/v1/sweeps/{sweep['id']}/cancel").raise_for_status()
+        for sweep in simulated:
+            sweep = client.get(f"/v1/sweeps/{sweep['id']}").json()
             name = sweep["name"]
             figures = ["regimes", "scatter"] if name.startswith("regimes") else FIGURES
-            report = write_outputs(client, sweep, out, figures)
+            theory = theory_companion(client, sweep, drive)
+            report = write_outputs(client, sweep, out, figures, theory)
             results = out / f"{name}_results.csv"
             end = last_finish(results)
             start = datetime.fromisoformat(sweep["created_at"]).timestamp()
@@ -231,8 +284,11 @@ def rereport(url: str, out: Path) -> None:
         Dispatcher(factory, settings, InlineRunner()).run_until_idle(timeout=3600)
         sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
         for sweep in sweeps:
+            if sweep["workload"] != "dln_finetune":
+                continue
             figures = ["regimes", "scatter"] if sweep["name"].startswith("regimes") else FIGURES
-            report = write_outputs(client, sweep, out, figures)
+            theory = theory_companion(client, sweep, inline_driver(app, settings))
+            report = write_outputs(client, sweep, out, figures, theory)
             print(
                 f"{sweep['name']}: theory inside 95% {report.get('inside_95')}/"
                 f"{report.get('compared')}, not_converged "
@@ -321,7 +377,8 @@ def main() -> None:
                 print(lines[-1], flush=True)
                 continue
             sweep, wall = run_sweep(client, spec, deadline - time.monotonic())
-            report = write_outputs(client, sweep, args.out, figures)
+            theory = theory_companion(client, sweep)
+            report = write_outputs(client, sweep, args.out, figures, theory)
             seconds = network_seconds(args.out / f"{sweep['name']}_results.csv")
             line = row(name, sweep, wall, report, seconds)
             lines.append(line)

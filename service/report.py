@@ -58,7 +58,10 @@ TARGET_FRACTION = 0.8
 # Parameters that say where a trial sits but not which config it is.
 NOT_CONFIG = ("seed",)
 # Parameters that a replica (D → ∞) prediction does not depend on.
-NOT_THEORY = ("alpha", "D", "n_test", "alpha_pt")
+# teacher_norm too: a finite-D draw option, absent from the replica problem
+# (workers.workloads.THEORY_FIELDS), so an "exact" simulation matches a default theory
+# sweep's curve (tests/service/test_report.py holds the two lists together).
+NOT_THEORY = ("alpha", "D", "n_test", "alpha_pt", "teacher_norm")
 # Stop reasons of a run that is not the interpolator the theory describes.
 UNCONVERGED_STOPS = ("max_steps", "diverged")
 

@@ -153,3 +153,20 @@ def test_report_endpoint(app_client) -> None:
     assert none_yet.status_code == 409 and "no results yet" in none_yet.json()["detail"]
     bad = app_client.get(f"/v1/sweeps/{sweep.id}/report", params={"floor": -1})
     assert bad.status_code == 422
+
+
+def test_a_simulation_config_matches_its_theory_curve_across_finite_d_options() -> None:
+    """Every dln_finetune parameter the replica problem leaves out (THEORY_FIELDS) is left
+    out of the theory key, so a ``teacher_norm: exact`` simulation at D = 5000 draws its
+    lines from a default dln_theory sweep of the same task and init."""
+    from api_schemas.workloads import DLNFinetuneParams
+    from service.report import NOT_CONFIG, NOT_THEORY, theory_key
+    from workers.workloads import THEORY_FIELDS
+
+    finite_only = set(DLNFinetuneParams.model_fields) - set(THEORY_FIELDS)
+    assert finite_only <= set(NOT_THEORY + NOT_CONFIG), finite_only
+    theory = {"rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5, "c_pt": 1e-3, "lambda_pt": 0.0}
+    theory |= {"gamma_ft": 0.0, "teacher_norm": "sampled", "alpha": 0.3}
+    simulated = theory | {"teacher_norm": "exact", "D": 5000, "n_test": 10000, "alpha": 0.01}
+    assert theory_key(simulated) == theory_key(theory)
+    assert theory_key(simulated | {"omega": 1.0}) != theory_key(theory)
