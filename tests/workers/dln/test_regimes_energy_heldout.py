@@ -32,10 +32,9 @@ import numpy as np
 import pytest
 import torch
 
-from service.report import agreement_report
-from tests.workers.dln.test_regimes_v2_heldout import draw_init_and_alpha
+from tests.workers.dln.test_regimes_v2_heldout import draw_init_and_alpha, held_apart_report
 from workers.config import InitParams, TaskStats
-from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
+from workers.dln.evaluate import FinetuneTrial
 
 HELD_APART_SEED = 16180
 N_POINTS = 8
@@ -82,14 +81,7 @@ def test_energy_read_labels_match_the_theory_on_held_apart_task_statistics() -> 
                     "alpha": alpha,
                 }
             )
-    outcomes = evaluate_finetune_batch(trials, TrainOptions(lr=0.3, max_steps=20_000))
-    records = [
-        {"params": p, "seed": t.seed, **o.to_record()}
-        for p, t, o in zip(params, trials, outcomes, strict=True)
-    ]
-    report = agreement_report(
-        records, sweep_id="held-apart", sweep_name="energy", workload="dln_finetune"
-    )
+    _, report = held_apart_report(trials, params, "energy")
     clear = [(r.params, r.regime_theory, r.regime_empirical) for r in report.rows if r.regime_clear]
     # Not vacuous: at least half the configs are clear of every threshold and converged.
     assert report.regime_clear_trials is not None

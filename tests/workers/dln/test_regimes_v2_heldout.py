@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import torch
 
+from api_schemas.report import AgreementReport
 from service.report import agreement_report
 from workers.config import InitParams, TaskStats
 from workers.dln.evaluate import FinetuneTrial, TrainOptions, evaluate_finetune_batch
@@ -62,6 +63,22 @@ def draw_init_and_alpha(rng: np.random.Generator, i: int) -> tuple[float, float,
     return c_pt, lambda_pt, gamma_ft, alpha
 
 
+def held_apart_report(
+    trials: list[FinetuneTrial], params: list[dict[str, float]], name: str
+) -> tuple[list[dict], AgreementReport]:
+    """Train the trials (lr 0.3, at most 20,000 steps) and count them with the service's
+    own agreement report: (the records, the report)."""
+    outcomes = evaluate_finetune_batch(trials, TrainOptions(lr=0.3, max_steps=20_000))
+    records = [
+        {"params": p, "seed": t.seed, **o.to_record()}
+        for p, t, o in zip(params, trials, outcomes, strict=True)
+    ]
+    report = agreement_report(
+        records, sweep_id="held-apart", sweep_name=name, workload="dln_finetune"
+    )
+    return records, report
+
+
 def test_points_are_away_from_the_figure_settings() -> None:
     figure = {(1e-3, 0.0, 0.0), (1e-3, -0.99, 0.0), (1e-3, -1.0, 1e-6), (1e-3, 0.0, 10.0)}
     for c_pt, lambda_pt, gamma_ft, _ in held_apart_points():
@@ -86,14 +103,7 @@ def test_v2_empirical_labels_match_the_theory_on_held_apart_points() -> None:
             params.append(
                 {"c_pt": c_pt, "lambda_pt": lambda_pt, "gamma_ft": gamma_ft, "alpha": alpha}
             )
-    outcomes = evaluate_finetune_batch(trials, TrainOptions(lr=0.3, max_steps=20_000))
-    records = [
-        {"params": p, "seed": t.seed, **o.to_record()}
-        for p, t, o in zip(params, trials, outcomes, strict=True)
-    ]
-    report = agreement_report(
-        records, sweep_id="held-apart", sweep_name="v2", workload="dln_finetune"
-    )
+    records, report = held_apart_report(trials, params, "v2")
     assert report.classifier == "regimes-v2"
     assert all(r["classifier_version"] == "regimes-v2" for r in records)
     # Not vacuous: at least half the configs are clear of every threshold and converged.
