@@ -71,7 +71,7 @@ from service.settings import DispatchSettings, LimitSettings, RaySettings, Setti
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 FINAL = ("succeeded", "failed", "partial", "cancelled")
-FIGURES = ["gen_error", "scatter"]
+FIGURES = {"exp1": ["gen_error", "scatter"], "regimes": ["regimes", "scatter"]}
 THEORY_SPECS = {"exp1": "exp1_theory.yaml", "regimes": "regimes_theory.yaml"}
 
 
@@ -121,6 +121,11 @@ def run_sweep(client: TestClient, spec: dict, budget_s: float) -> tuple[dict, fl
         time.sleep(1.0)
 
 
+def figures_of(sweep_name: str) -> list[str]:
+    """The figures written for a sweep of this script (``<exp1|regimes>-paper-scale``)."""
+    return FIGURES["regimes" if sweep_name.startswith("regimes") else "exp1"]
+
+
 def theory_companion(
     client: TestClient, sweep: dict, drive: Callable[[], None] | None = None
 ) -> str | None:
@@ -152,8 +157,9 @@ def inline_driver(app: object, settings: Settings) -> Callable[[], None]:
     from service.dispatch import Dispatcher
     from service.runners import InlineRunner
 
-    def drive() -> None:
-        Dispatcher(app.state.session_factory, settings, InlineRunner()).run_until_idle(timeout=600)
+    def drive(timeout: float = 600.0) -> None:
+        runner = InlineRunner()
+        Dispatcher(app.state.session_factory, settings, runner).run_until_idle(timeout=timeout)
 
     return drive
 
@@ -238,7 +244,7 @@ def report_stored(url: str, out: Path) -> None:
         for sweep in simulated:
             sweep = client.get(f"/v1/sweeps/{sweep['id']}").json()
             name = sweep["name"]
-            figures = ["regimes", "scatter"] if name.startswith("regimes") else FIGURES
+            figures = figures_of(name)
             theory = theory_companion(client, sweep, drive)
             report = write_outputs(client, sweep, out, figures, theory)
             results = out / f"{name}_results.csv"
@@ -257,13 +263,12 @@ def rereport(url: str, out: Path) -> None:
     """Recompute the unreliable replica values of a finished run, then its outputs."""
     from sqlalchemy import delete, select, update
 
-    from service.dispatch import Dispatcher
-    from service.runners import InlineRunner
     from service.store.models import TheoryPrediction, Trial
     from service.store.session import session_scope
 
     settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
     app = create_app(settings, start_dispatcher=False)
+    drive = inline_driver(app, settings)
     with TestClient(app) as client:
         factory = app.state.session_factory
         with session_scope(factory) as session:
@@ -281,13 +286,13 @@ def rereport(url: str, out: Path) -> None:
                 .values(gen_error_asymptotic=None, residual_asymptotic=None)
             )
         print(f"recomputing {len(keys)} unreliable replica values", flush=True)
-        Dispatcher(factory, settings, InlineRunner()).run_until_idle(timeout=3600)
+        drive(3600.0)
         sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
         for sweep in sweeps:
             if sweep["workload"] != "dln_finetune":
                 continue
-            figures = ["regimes", "scatter"] if sweep["name"].startswith("regimes") else FIGURES
-            theory = theory_companion(client, sweep, inline_driver(app, settings))
+            figures = figures_of(sweep["name"])
+            theory = theory_companion(client, sweep, drive)
             report = write_outputs(client, sweep, out, figures, theory)
             print(
                 f"{sweep['name']}: theory inside 95% {report.get('inside_95')}/"
@@ -346,10 +351,10 @@ def main() -> None:
     runs = []
     if not args.no_exp1:
         exp1 = shaped(load("exp1_full.yaml"), alphas=args.alphas, settings=args.settings, **shape)
-        runs.append(("exp1", exp1, FIGURES))
+        runs.append(("exp1", exp1, FIGURES["exp1"]))
     if not args.no_regimes:
         regimes = shaped(load("regimes_full.yaml"), alphas=args.alphas, settings=None, **shape)
-        runs.append(("regimes", regimes, ["regimes", "scatter"]))
+        runs.append(("regimes", regimes, FIGURES["regimes"]))
     if args.leg_steps:
         for _, spec, _ in runs:
             spec["execution"]["leg_steps"] = args.leg_steps
