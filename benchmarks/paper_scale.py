@@ -39,6 +39,14 @@ simulations are not rerun.
 earlier run's database as it stands: a run stopped before its end reports what had
 finished (the rest is cancelled, not run); only the theory curves are computed.
 
+``--ledger FILE`` keeps the campaign across machines and sessions: a gzipped SQLite
+snapshot of every network computed so far (``docs/figures/paper-scale/ledger.sqlite.gz``
+is this repository's).  The run works on a copy restored from it and writes it back when
+it ends, also when stopped (SIGINT); a trial whose key the ledger holds with a result is
+a cache hit, so a run of the same sweep computes only what is missing (the trials a
+stopped run left cancelled are revived).  ``--report`` writes the outputs of what the
+ledger (or ``--database-url``) holds without running anything.
+
 ``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
 is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
 when it is spent is cancelled and reported as partial, a sweep not started is not run.
@@ -55,7 +63,10 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import csv  # noqa: E402
+import gzip  # noqa: E402
 import json  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -73,6 +84,36 @@ PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 FINAL = ("succeeded", "failed", "partial", "cancelled")
 FIGURES = {"exp1": ["gen_error", "scatter"], "regimes": ["regimes", "scatter"]}
 THEORY_SPECS = {"exp1": "exp1_theory.yaml", "regimes": "regimes_theory.yaml"}
+
+
+def open_ledger(ledger: Path) -> Path:
+    """A working SQLite file restored from the gzipped ``ledger`` (a new, empty one when
+    the ledger does not exist yet).  The run writes to the copy, never to the ledger."""
+    work = Path(tempfile.mkdtemp(prefix="paper-scale-")) / "ledger.db"
+    if ledger.exists():
+        with gzip.open(ledger, "rb") as source, work.open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return work
+
+
+def save_ledger(work: Path, ledger: Path) -> None:
+    """Write ``work`` back to ``ledger``: a consistent snapshot (``VACUUM INTO``, a read
+    transaction, so a dispatcher still writing cannot tear it), gzipped with no name or time
+    (the same database gives the same bytes), then moved into place in one rename."""
+    snapshot = work.with_name("snapshot.db")
+    snapshot.unlink(missing_ok=True)
+    connection = sqlite3.connect(work)
+    try:
+        connection.execute("VACUUM INTO ?", (str(snapshot),))
+    finally:
+        connection.close()
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    partial = ledger.with_name(ledger.name + ".partial")
+    with snapshot.open("rb") as source, partial.open("wb") as raw:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as target:
+            shutil.copyfileobj(source, target)
+    os.replace(partial, ledger)
+    snapshot.unlink()
 
 
 def load(name: str) -> dict:
@@ -322,15 +363,39 @@ def main() -> None:
     parser.add_argument(
         "--report-db", default=None, help="write the outputs of a stored run as it stands"
     )
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        default=None,
+        help="gzipped SQLite of the campaign so far: run only what it lacks, then update it",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="write the outputs of what --ledger or --database-url holds; run nothing",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.rereport_db:
-        rereport(args.rereport_db, args.out)
-        return
-    if args.report_db:
-        report_stored(args.report_db, args.out)
-        return
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/paper_scale.db"
+    if args.ledger and args.database_url:
+        parser.error("--ledger and --database-url are exclusive")
+    work = open_ledger(args.ledger) if args.ledger else None
+    url = f"sqlite:///{work}" if work else args.database_url
+    try:
+        if args.rereport_db:
+            rereport(args.rereport_db, args.out)
+        elif args.report_db or args.report:
+            if not (args.report_db or url):
+                parser.error("--report needs --ledger or --database-url")
+            report_stored(args.report_db or url, args.out)
+        else:
+            run(args, url or f"sqlite:///{tempfile.mkdtemp()}/paper_scale.db")
+    finally:
+        if work is not None:
+            save_ledger(work, args.ledger)
+
+
+def run(args: argparse.Namespace, url: str) -> None:
+    """Run the chosen sweeps at ``url`` through the service; outputs into ``args.out``."""
     settings = Settings(
         database_url=url,
         limits=LimitSettings(max_steps=1_000_000),
@@ -374,37 +439,39 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     app = create_app(settings, runner=runner, start_dispatcher=True)
     deadline = time.monotonic() + args.budget_s  # for all sweeps together
-    with TestClient(app) as client:
-        for name, spec, figures in runs:
-            spec["name"] = f"{name}-paper-scale"
-            if time.monotonic() >= deadline:
-                lines.append(f"| {name} | not run: the budget was spent | | | | | | |")
-                print(lines[-1], flush=True)
-                continue
-            sweep, wall = run_sweep(client, spec, deadline - time.monotonic())
-            theory = theory_companion(client, sweep)
-            report = write_outputs(client, sweep, args.out, figures, theory)
-            seconds = network_seconds(args.out / f"{sweep['name']}_results.csv")
-            line = row(name, sweep, wall, report, seconds)
-            lines.append(line)
-            print(line, flush=True)
-        lines += ["", "Projection of the whole campaign (calibrated on the results above):", ""]
-        total = 0.0
-        for full in ("exp1_full.yaml", "regimes_full.yaml"):
-            spec = load(full)
-            spec.setdefault("execution", {})["device"] = args.device
-            plan = client.post("/v1/sweeps/plan", json=spec).json()
-            seconds = plan["estimated_cost_s"]
-            total += seconds
-            basis = plan["estimate_basis"]
-            lines.append(
-                f"- {full}: {plan['new_count']} new trials, {seconds:,.0f} one-worker s "
-                f"({basis['source']}, on {basis['calibrated_on']} results; "
-                f"{basis.get('trials_with_history', 0)} trials' settings had results) "
-                f"→ {seconds / parallel / 3600:.1f} h on {parallel:g} workers"
-            )
-        lines.append(f"- together: {total / parallel / 3600:.1f} h on {parallel:g} workers")
-    runner.shutdown()
+    try:
+        with TestClient(app) as client:
+            for name, spec, figures in runs:
+                spec["name"] = f"{name}-paper-scale"
+                if time.monotonic() >= deadline:
+                    lines.append(f"| {name} | not run: the budget was spent | | | | | | |")
+                    print(lines[-1], flush=True)
+                    continue
+                sweep, wall = run_sweep(client, spec, deadline - time.monotonic())
+                theory = theory_companion(client, sweep)
+                report = write_outputs(client, sweep, args.out, figures, theory)
+                seconds = network_seconds(args.out / f"{sweep['name']}_results.csv")
+                line = row(name, sweep, wall, report, seconds)
+                lines.append(line)
+                print(line, flush=True)
+            lines += ["", "Projection of the whole campaign (calibrated on the results above):", ""]
+            total = 0.0
+            for full in ("exp1_full.yaml", "regimes_full.yaml"):
+                spec = load(full)
+                spec.setdefault("execution", {})["device"] = args.device
+                plan = client.post("/v1/sweeps/plan", json=spec).json()
+                seconds = plan["estimated_cost_s"]
+                total += seconds
+                basis = plan["estimate_basis"]
+                lines.append(
+                    f"- {full}: {plan['new_count']} new trials, {seconds:,.0f} one-worker s "
+                    f"({basis['source']}, on {basis['calibrated_on']} results; "
+                    f"{basis.get('trials_with_history', 0)} trials' settings had results) "
+                    f"→ {seconds / parallel / 3600:.1f} h on {parallel:g} workers"
+                )
+            lines.append(f"- together: {total / parallel / 3600:.1f} h on {parallel:g} workers")
+    finally:
+        runner.shutdown()
     print("\n".join(lines[-4:]), flush=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")
 

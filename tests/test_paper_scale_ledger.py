@@ -1,0 +1,93 @@
+"""The paper-scale ledger (benchmarks/paper_scale.py --ledger): the campaign at D = 5000
+takes longer than one session, so its networks are kept in a gzipped SQLite snapshot that
+the next run restores and continues.  What is checked: a restored ledger holds every
+result (a new submission of the same sweep is all cache hits, nothing runs twice), what a
+stopped run left cancelled runs when asked again (nothing lost), and the snapshot is the
+same bytes for the same database.  Real app, real SQLite, the in-process runner."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from benchmarks.paper_scale import inline_driver, open_ledger, save_ledger
+from service.app import create_app
+from service.settings import Settings
+
+SPEC = {
+    "name": "ledger",
+    "workload": "dln_finetune",
+    "params": {"D": 20, "rho_pt": 0.1, "rho_ft": 0.1, "omega": 0.5, "c_pt": 0.01},
+    "zip": [{"lambda_pt": [0.0, 0.5], "gamma_ft": [1.0, 0.0]}],
+    "axes": {"alpha": [0.5, 1.0]},
+    "seeds": 2,
+}
+
+
+def service_at(work: Path) -> tuple[object, Settings]:
+    settings = Settings(database_url=f"sqlite:///{work}")
+    return create_app(settings, start_dispatcher=False), settings
+
+
+def results(client: TestClient, sweep_id: str) -> dict[str, float]:
+    rows = client.get("/v1/results", params={"sweep_id": sweep_id, "limit": 100}).json()
+    return {row["key"]: row["gen_error_sim"] for row in rows["items"]}
+
+
+def test_a_restored_ledger_holds_every_result_and_runs_nothing_again(tmp_path) -> None:
+    ledger = tmp_path / "ledger.sqlite.gz"
+    first = open_ledger(ledger)  # no ledger yet: an empty database
+    app, settings = service_at(first)
+    with TestClient(app) as client:
+        sweep = client.post("/v1/sweeps", json=SPEC).json()
+        inline_driver(app, settings)(120.0)
+        assert client.get(f"/v1/sweeps/{sweep['id']}").json()["status"] == "succeeded"
+        before = results(client, sweep["id"])
+    assert len(before) == 8
+    save_ledger(first, ledger)
+
+    again = open_ledger(ledger)
+    assert again != first
+    app, _ = service_at(again)
+    with TestClient(app) as client:
+        plan = client.post("/v1/sweeps/plan", json=SPEC).json()
+        resubmitted = client.post("/v1/sweeps", json={**SPEC, "name": "ledger-again"}).json()
+        after = results(client, resubmitted["id"])
+    assert (plan["cached_count"], plan["new_count"]) == (8, 0)
+    assert resubmitted["status"] == "succeeded" and resubmitted["cached_count"] == 8
+    assert after == before  # the same keys, the same numbers
+
+
+def test_what_a_stopped_run_left_runs_when_asked_again(tmp_path) -> None:
+    ledger = tmp_path / "ledger.sqlite.gz"
+    work = open_ledger(ledger)
+    app, settings = service_at(work)
+    with TestClient(app) as client:
+        sweep = client.post("/v1/sweeps", json=SPEC).json()
+        client.post(f"/v1/sweeps/{sweep['id']}/cancel").raise_for_status()
+    save_ledger(work, ledger)
+
+    work = open_ledger(ledger)
+    app, settings = service_at(work)
+    with TestClient(app) as client:
+        again = client.post("/v1/sweeps", json={**SPEC, "name": "resumed"}).json()
+        assert (again["cached_count"], again["status"]) == (0, "pending")
+        inline_driver(app, settings)(120.0)
+        done = client.get(f"/v1/sweeps/{again['id']}").json()
+        assert done["status"] == "succeeded"
+        assert len(results(client, again["id"])) == 8
+
+
+def test_the_snapshot_is_the_same_bytes_for_the_same_database(tmp_path) -> None:
+    work = open_ledger(tmp_path / "none.sqlite.gz")
+    app, _ = service_at(work)
+    with TestClient(app) as client:
+        client.post("/v1/sweeps", json=SPEC).raise_for_status()
+    one, two = tmp_path / "one.sqlite.gz", tmp_path / "two.sqlite.gz"
+    save_ledger(work, one)
+    save_ledger(work, two)
+    assert one.read_bytes() == two.read_bytes()
+    assert gzip.decompress(one.read_bytes())[:16] == b"SQLite format 3\x00"
+    assert not list(tmp_path.glob("*.partial"))
