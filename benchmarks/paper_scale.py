@@ -20,7 +20,8 @@ clear trials (regimes-v2).
 The projection of the whole ``*_full`` campaign on this machine: ``sweeps plan`` on the
 full specs, calibrated on the results just stored (``service.scheduling.calibration``:
 one-core seconds), divided by the Ray workers that run batches in parallel (CPUs, or GPUs
-with ``--device cuda``).  It is an extrapolation from what ran, and says so; it means
+with ``--device cuda``); trials already stored with a result are cache hits and cost
+nothing, so with ``--ledger`` it is the cost of what the campaign still lacks.  It is an extrapolation from what ran, and says so; it means
 something only when what ran has the campaign's D (a smoke run with ``--dim`` calibrates
 the per-step cost on tiny networks, whose fixed costs dominate).
 
@@ -84,6 +85,12 @@ PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 FINAL = ("succeeded", "failed", "partial", "cancelled")
 FIGURES = {"exp1": ["gen_error", "scatter"], "regimes": ["regimes", "scatter"]}
 THEORY_SPECS = {"exp1": "exp1_theory.yaml", "regimes": "regimes_theory.yaml"}
+# The plan counts a trial stored with a result as a cache hit, so with a ledger this is
+# the cost of what the campaign still lacks.
+PROJECTION_HEADING = (
+    "Projection of what the campaign still lacks (the trials not stored with a result; "
+    "calibrated on the results stored):"
+)
 
 
 def open_ledger(ledger: Path) -> Path:
@@ -267,9 +274,9 @@ def last_finish(results_csv: Path) -> float | None:
 
 def report_stored(url: str, out: Path) -> None:
     """Reports, figures, results and table rows of every simulation sweep stored at
-    ``url``, as they stand: what a stopped run left unfinished is cancelled, not computed
-    (the wall time is from submit to the last result); only the theory companions are
-    computed where missing."""
+    ``url`` (the newest of each name), as they stand: what a stopped run left unfinished
+    is cancelled, not computed (the wall time is from submit to the last result); only
+    the theory companions are computed where missing."""
     from datetime import datetime
 
     settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
@@ -282,7 +289,10 @@ def report_stored(url: str, out: Path) -> None:
             if sweep["status"] not in FINAL:
                 # What a stopped run left unfinished is cancelled, not computed now.
                 client.post(f"/v1/sweeps/{sweep['id']}/cancel").raise_for_status()
-        for sweep in simulated:
+        # A campaign continued in several runs has one sweep per run under one name, the
+        # newest (listed first) holding every result of the earlier ones as cache hits.
+        newest = {s["name"]: s for s in reversed(simulated)}
+        for sweep in newest.values():
             sweep = client.get(f"/v1/sweeps/{sweep['id']}").json()
             name = sweep["name"]
             figures = figures_of(name)
@@ -454,7 +464,7 @@ def run(args: argparse.Namespace, url: str) -> None:
                 line = row(name, sweep, wall, report, seconds)
                 lines.append(line)
                 print(line, flush=True)
-            lines += ["", "Projection of the whole campaign (calibrated on the results above):", ""]
+            lines += ["", PROJECTION_HEADING, ""]
             total = 0.0
             for full in ("exp1_full.yaml", "regimes_full.yaml"):
                 spec = load(full)

@@ -12,6 +12,7 @@
 #   bash scripts/gpu_check.sh                 # on a machine with a CUDA GPU
 #   bash scripts/gpu_check.sh --device cpu    # the same script on CPU (CAMPAIGN_DIM and
 #                                             # CAMPAIGN_SEEDS shrink the campaign there)
+#   CAMPAIGN_LEDGER=FILE bash scripts/gpu_check.sh   # continue a campaign's ledger
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
@@ -33,4 +34,7 @@ CAMPAIGN_ARGS=(--device "$DEVICE" --budget-s "${CAMPAIGN_SECONDS:-420}" --out "$
 [[ -n "${CAMPAIGN_ALPHAS:-}" ]] && CAMPAIGN_ARGS+=(--alphas $CAMPAIGN_ALPHAS)
 [[ -n "${CAMPAIGN_DIM:-}" ]] && CAMPAIGN_ARGS+=(--dim "$CAMPAIGN_DIM")
 [[ -n "${CAMPAIGN_SEEDS:-}" ]] && CAMPAIGN_ARGS+=(--seeds "$CAMPAIGN_SEEDS")
+# A ledger (paper_scale.py --ledger) continues a campaign across runs; CUDA results have
+# their own keys, so a GPU run keeps its own (e.g. $OUT/paper-scale/ledger-cuda.sqlite.gz).
+[[ -n "${CAMPAIGN_LEDGER:-}" ]] && CAMPAIGN_ARGS+=(--ledger "$CAMPAIGN_LEDGER")
 exec "$PYTHON" benchmarks/paper_scale.py "${CAMPAIGN_ARGS[@]}"
