@@ -21,9 +21,10 @@ The projection of the whole ``*_full`` campaign on this machine: ``sweeps plan``
 full specs, calibrated on the results just stored (``service.scheduling.calibration``:
 one-core seconds), divided by the Ray workers that run batches in parallel (CPUs, or GPUs
 with ``--device cuda``); trials already stored with a result are cache hits and cost
-nothing, so with ``--ledger`` it is the cost of what the campaign still lacks.  It is an extrapolation from what ran, and says so; it means
-something only when what ran has the campaign's D (a smoke run with ``--dim`` calibrates
-the per-step cost on tiny networks, whose fixed costs dominate).
+nothing, so with ``--ledger`` it is the cost of what the campaign still lacks.  It is an
+extrapolation from what ran, and says so; it means something only when what ran has the
+campaign's D (a smoke run with ``--dim`` calibrates the per-step cost on tiny networks,
+whose fixed costs dominate).
 
     .venv/bin/python benchmarks/paper_scale.py --alphas 0.01 0.059 0.108 0.157 \
         [--settings 0 1 2 ...] [--no-regimes | --no-exp1] [--device cpu|cuda|auto] \
