@@ -94,10 +94,12 @@ PROJECTION_HEADING = (
 )
 
 
-def open_ledger(ledger: Path) -> Path:
-    """A working SQLite file restored from the gzipped ``ledger`` (a new, empty one when
-    the ledger does not exist yet).  The run writes to the copy, never to the ledger."""
-    work = Path(tempfile.mkdtemp(prefix="paper-scale-")) / "ledger.db"
+def open_ledger(ledger: Path, folder: Path | None = None) -> Path:
+    """A working SQLite file in ``folder`` (a new temporary one by default) restored from
+    the gzipped ``ledger`` (a new, empty one when the ledger does not exist yet).  The run
+    writes to the copy, never to the ledger."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="paper-scale-"))
+    work = folder / "ledger.db"
     if ledger.exists():
         with gzip.open(ledger, "rb") as source, work.open("wb") as target:
             shutil.copyfileobj(source, target)

@@ -26,6 +26,12 @@ SPEC = {
 }
 
 
+def folder(tmp_path: Path, name: str) -> Path:
+    made = tmp_path / name
+    made.mkdir()
+    return made
+
+
 def service_at(work: Path) -> tuple[object, Settings]:
     settings = Settings(database_url=f"sqlite:///{work}")
     return create_app(settings, start_dispatcher=False), settings
@@ -38,7 +44,7 @@ def results(client: TestClient, sweep_id: str) -> dict[str, float]:
 
 def test_a_restored_ledger_holds_every_result_and_runs_nothing_again(tmp_path) -> None:
     ledger = tmp_path / "ledger.sqlite.gz"
-    first = open_ledger(ledger)  # no ledger yet: an empty database
+    first = open_ledger(ledger, folder(tmp_path, "first"))  # no ledger yet: an empty one
     app, settings = service_at(first)
     with TestClient(app) as client:
         sweep = client.post("/v1/sweeps", json=SPEC).json()
@@ -48,7 +54,7 @@ def test_a_restored_ledger_holds_every_result_and_runs_nothing_again(tmp_path) -
     assert len(before) == 8
     save_ledger(first, ledger)
 
-    again = open_ledger(ledger)
+    again = open_ledger(ledger, folder(tmp_path, "again"))
     assert again != first
     app, _ = service_at(again)
     with TestClient(app) as client:
@@ -62,14 +68,14 @@ def test_a_restored_ledger_holds_every_result_and_runs_nothing_again(tmp_path) -
 
 def test_what_a_stopped_run_left_runs_when_asked_again(tmp_path) -> None:
     ledger = tmp_path / "ledger.sqlite.gz"
-    work = open_ledger(ledger)
+    work = open_ledger(ledger, folder(tmp_path, "stopped"))
     app, settings = service_at(work)
     with TestClient(app) as client:
         sweep = client.post("/v1/sweeps", json=SPEC).json()
         client.post(f"/v1/sweeps/{sweep['id']}/cancel").raise_for_status()
     save_ledger(work, ledger)
 
-    work = open_ledger(ledger)
+    work = open_ledger(ledger, folder(tmp_path, "resumed"))
     app, settings = service_at(work)
     with TestClient(app) as client:
         again = client.post("/v1/sweeps", json={**SPEC, "name": "resumed"}).json()
@@ -81,7 +87,7 @@ def test_what_a_stopped_run_left_runs_when_asked_again(tmp_path) -> None:
 
 
 def test_the_snapshot_is_the_same_bytes_for_the_same_database(tmp_path) -> None:
-    work = open_ledger(tmp_path / "none.sqlite.gz")
+    work = open_ledger(tmp_path / "none.sqlite.gz", folder(tmp_path, "work"))
     app, _ = service_at(work)
     with TestClient(app) as client:
         client.post("/v1/sweeps", json=SPEC).raise_for_status()
