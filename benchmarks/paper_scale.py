@@ -290,8 +290,12 @@ def report_stored(url: str, out: Path) -> None:
         simulated = [s for s in sweeps if s["workload"] == "dln_finetune"]
         for sweep in simulated:
             if sweep["status"] not in FINAL:
-                # What a stopped run left unfinished is cancelled, not computed now.
-                client.post(f"/v1/sweeps/{sweep['id']}/cancel").raise_for_status()
+                # What a stopped run left unfinished is cancelled, not computed now.  A 409:
+                # the sweep has nothing left to cancel (a newer sweep's cancel ended the
+                # trials they share), or its cancel was asked before.
+                response = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+                if response.status_code != 409:
+                    response.raise_for_status()
         # A campaign continued in several runs has one sweep per run under one name, the
         # newest (listed first) holding every result of the earlier ones as cache hits.
         newest = {s["name"]: s for s in reversed(simulated)}
