@@ -17,7 +17,7 @@ measured time shared by steps·n·D), the fraction of configs above the stopping
 the theory inside the simulation's 95% interval, and the regime-label agreement of the
 clear trials (regimes-v2).
 
-The projection of the whole ``*_full`` campaign on this machine: ``sweeps plan`` on the
+The projection of what the ``*_full`` campaign still lacks, on this machine: ``sweeps plan`` on the
 full specs, calibrated on the results just stored (``service.scheduling.calibration``:
 one-core seconds), divided by the Ray workers that run batches in parallel (CPUs, or GPUs
 with ``--device cuda``); trials already stored with a result are cache hits and cost
@@ -275,36 +275,38 @@ def last_finish(results_csv: Path) -> float | None:
     return max((datetime.fromisoformat(t).timestamp() for t in stamps), default=None)
 
 
+def stored_simulation_sweeps(client: TestClient) -> list[dict]:
+    """The simulation sweeps stored, the newest of each name (full records).  A campaign
+    continued in several runs has one sweep per run under one name; the newest holds
+    every result of the earlier ones as cache hits.  What a stopped run left unfinished is
+    cancelled here, not computed."""
+    sweeps = client.get("/v1/sweeps", params={"limit": 100}).json()["items"]
+    simulated = [s for s in sweeps if s["workload"] == "dln_finetune"]
+    for sweep in simulated:
+        if sweep["status"] not in FINAL:
+            # A 409: the sweep has nothing left to cancel (a newer sweep's cancel ended the
+            # trials they share), or its cancel was asked before.
+            response = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
+            if response.status_code != 409:
+                response.raise_for_status()
+    newest = {s["name"]: s for s in reversed(simulated)}  # listed newest first
+    return [client.get(f"/v1/sweeps/{s['id']}").json() for s in newest.values()]
+
+
 def report_stored(url: str, out: Path) -> None:
-    """Reports, figures, results and table rows of every simulation sweep stored at
-    ``url`` (the newest of each name), as they stand: what a stopped run left unfinished
-    is cancelled, not computed (the wall time is from submit to the last result); only
-    the theory companions are computed where missing."""
+    """Reports, figures, results and table rows of the simulation sweeps stored at ``url``
+    (``stored_simulation_sweeps``), as they stand (the wall time is from submit to the
+    last result); only the theory companions are computed where missing."""
     from datetime import datetime
 
     settings = Settings(database_url=url, limits=LimitSettings(max_steps=1_000_000))
     app = create_app(settings, start_dispatcher=False)
     drive = inline_driver(app, settings)
     with TestClient(app) as client:
-        sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
-        simulated = [s for s in sweeps if s["workload"] == "dln_finetune"]
-        for sweep in simulated:
-            if sweep["status"] not in FINAL:
-                # What a stopped run left unfinished is cancelled, not computed now.  A 409:
-                # the sweep has nothing left to cancel (a newer sweep's cancel ended the
-                # trials they share), or its cancel was asked before.
-                response = client.post(f"/v1/sweeps/{sweep['id']}/cancel")
-                if response.status_code != 409:
-                    response.raise_for_status()
-        # A campaign continued in several runs has one sweep per run under one name, the
-        # newest (listed first) holding every result of the earlier ones as cache hits.
-        newest = {s["name"]: s for s in reversed(simulated)}
-        for sweep in newest.values():
-            sweep = client.get(f"/v1/sweeps/{sweep['id']}").json()
+        for sweep in stored_simulation_sweeps(client):
             name = sweep["name"]
-            figures = figures_of(name)
             theory = theory_companion(client, sweep, drive)
-            report = write_outputs(client, sweep, out, figures, theory)
+            report = write_outputs(client, sweep, out, figures_of(name), theory)
             results = out / f"{name}_results.csv"
             end = last_finish(results)
             start = datetime.fromisoformat(sweep["created_at"]).timestamp()
@@ -345,13 +347,9 @@ def rereport(url: str, out: Path) -> None:
             )
         print(f"recomputing {len(keys)} unreliable replica values", flush=True)
         drive(3600.0)
-        sweeps = client.get("/v1/sweeps", params={"limit": 50}).json()["items"]
-        for sweep in sweeps:
-            if sweep["workload"] != "dln_finetune":
-                continue
-            figures = figures_of(sweep["name"])
+        for sweep in stored_simulation_sweeps(client):
             theory = theory_companion(client, sweep, drive)
-            report = write_outputs(client, sweep, out, figures, theory)
+            report = write_outputs(client, sweep, out, figures_of(sweep["name"]), theory)
             print(
                 f"{sweep['name']}: theory inside 95% {report.get('inside_95')}/"
                 f"{report.get('compared')}, not_converged "
@@ -393,8 +391,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.ledger and args.database_url:
-        parser.error("--ledger and --database-url are exclusive")
+    if args.ledger and (args.database_url or args.rereport_db or args.report_db):
+        # Those name their own database; restoring and saving the ledger around them would
+        # rewrite it for nothing.
+        parser.error("--ledger is exclusive with --database-url, --rereport-db, --report-db")
     work = open_ledger(args.ledger) if args.ledger else None
     url = f"sqlite:///{work}" if work else args.database_url
     try:

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from benchmarks.paper_scale import inline_driver, open_ledger, save_ledger
+from benchmarks.paper_scale import (
+    FINAL,
+    inline_driver,
+    open_ledger,
+    save_ledger,
+    stored_simulation_sweeps,
+)
 from service.app import create_app
 from service.settings import Settings
 
@@ -97,3 +103,37 @@ def test_the_snapshot_is_the_same_bytes_for_the_same_database(tmp_path) -> None:
     assert one.read_bytes() == two.read_bytes()
     assert gzip.decompress(one.read_bytes())[:16] == b"SQLite format 3\x00"
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_the_report_takes_the_newest_sweep_of_each_name_and_cancels_what_was_left(
+    tmp_path,
+) -> None:
+    """A campaign continued in several runs stores one sweep per run under one name; the
+    report is of the newest (it holds the earlier results as cache hits), and a run's
+    unfinished trials are cancelled, not computed, by the report."""
+    work = open_ledger(tmp_path / "none.sqlite.gz", folder(tmp_path, "work"))
+    app, settings = service_at(work)
+    with TestClient(app) as client:
+        first = client.post("/v1/sweeps", json={**SPEC, "axes": {"alpha": [0.5]}}).json()
+        inline_driver(app, settings)(120.0)
+        second = client.post("/v1/sweeps", json=SPEC).json()  # stopped before it ran
+        theory = {**SPEC["params"], "lambda_pt": 0.0, "gamma_ft": 1.0}
+        del theory["D"]
+        client.post(
+            "/v1/sweeps",
+            json={
+                "name": "theory",
+                "workload": "dln_theory",
+                "params": theory,
+                "axes": {"alpha": [0.5]},
+            },
+        ).raise_for_status()
+        assert second["cached_count"] == 4 and second["status"] not in FINAL
+
+        (reported,) = stored_simulation_sweeps(client)
+
+        assert reported["id"] == second["id"] and reported["id"] != first["id"]
+        assert reported["status"] == "cancelled"
+        counts = {status: n for status, n in reported["counts"].items() if n}
+        assert counts == {"succeeded": 4, "cancelled": 4}
+        assert client.get(f"/v1/sweeps/{first['id']}").json()["status"] == "succeeded"
