@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from service.scheduling.fair_share import claim_rank
 from service.store import transitions
-from service.store.models import Sweep, SweepTrial, Trial
+from service.store.models import Sweep, SweepTrial, Trial, TrialState
 from service.store.typed import typed_columns
 from workers.records import PlannedTrial
 
@@ -68,6 +68,51 @@ def retryable_ids(session: Session, trial_ids: Sequence[int]) -> set[int]:
             )
         )
     return found
+
+
+def take_new_scheduling(
+    session: Session, planned_by_id: Mapping[int, PlannedTrial], revived: Sequence[int]
+) -> int:
+    """Give each revived trial the execution and batch key of the submission that revived
+    it; returns how many changed.
+
+    A trial's key holds every execution option that changes its numbers, so one stored
+    under the same key can differ from the new plan only in the options outside the key
+    (``leg_steps``, ``num_gpus``, the device of a device-independent workload): how the
+    work is cut and placed, which the new submission chose and is owed.  One exception
+    keeps work: a trial stopped between legs (a saved ``TrialState``) asked for again
+    without legs keeps its own execution and goes on in legs from its saved step, rather
+    than start again.  With another leg length it takes the new one: resuming so computes
+    the same numbers (tests/workers/dln/test_legs.py)."""
+    changes = []
+    for start in range(0, len(revived), _CHUNK):
+        chunk = list(revived[start : start + _CHUNK])
+        stored = session.execute(
+            select(Trial.id, Trial.execution, Trial.batch_key).where(
+                Trial.id.in_(chunk), Trial.status == transitions.PENDING
+            )
+        ).all()
+        in_legs = set(
+            session.scalars(select(TrialState.trial_id).where(TrialState.trial_id.in_(chunk)))
+        )
+        for trial_id, execution, batch_key in stored:
+            planned = planned_by_id[trial_id]
+            if (execution, batch_key) == (planned.execution, planned.batch_key):
+                continue
+            if trial_id in in_legs and not planned.execution.get("leg_steps"):
+                continue
+            changes.append(
+                {"b_id": trial_id, "execution": planned.execution, "batch_key": planned.batch_key}
+            )
+    if changes:
+        table = Trial.__table__
+        session.connection().execute(  # executemany: one statement, a row per trial
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(execution=bindparam("execution"), batch_key=bindparam("batch_key")),
+            changes,
+        )
+    return len(changes)
 
 
 def ensure_trials(
@@ -124,6 +169,7 @@ def ensure_trials(
         if after[key][1] in (transitions.FAILED, transitions.CANCELLED)
     ] + sorted(retry)
     transitions.revive_trials(session, revive, priority, owner=owner, claim_rank=rank)
+    take_new_scheduling(session, {after[key][0]: unique[key] for key in unique}, revive)
     # A higher-priority sweep lifts the priority of pending trials it shares.
     shared_pending = [after[key][0] for key in before if before[key][1] == transitions.PENDING]
     for start in range(0, len(shared_pending), _CHUNK):

@@ -23,6 +23,7 @@ from service.runners import InlineRunner
 from service.store import transitions
 from service.store.models import TrialState
 from service.store.session import session_scope
+from service.store.sweeps import cancel_sweep
 from tests.service.factories import small_finetune_spec
 from tests.service.test_dispatch_faults import (
     assert_all_succeeded_with_theory,
@@ -202,6 +203,86 @@ def test_a_stopped_dispatcher_loses_only_the_leg_in_flight(factory, database_url
         if trial.id in saved:
             # It went on from the second leg's end, not from step 0.
             assert after.starts[trial.id][0] == 2 * LEG
+
+
+def cancel(session_factory, sweep_id: str) -> None:  # noqa: ANN001
+    with session_scope(session_factory) as session:
+        cancel_sweep(session, sweep_id)
+
+
+def test_a_trial_revived_by_a_submission_in_legs_runs_in_its_legs(factory, database_url):  # noqa: F811
+    """A trial cancelled before it ran, asked for again with ``leg_steps``: the same key
+    (legs change no number), so it is revived, and it runs in the new submission's legs,
+    not with the execution it was first stored with."""
+    settings = settings_for(database_url, batch_size=6, max_attempts=2)
+    straight = {
+        **SPEC,
+        "execution": {k: v for k, v in SPEC["execution"].items() if k != "leg_steps"},
+    }
+    cancel(factory, submit(factory, straight, settings).id)
+    first = {t.id: (t.key, t.batch_key) for t in rows(factory)}
+    assert {t.status for t in rows(factory)} == {"cancelled"}
+
+    submit(factory, SPEC, settings)
+    revived = rows(factory)
+    assert {t.id: t.key for t in revived} == {i: key for i, (key, _) in first.items()}
+    assert all(t.execution["leg_steps"] == LEG for t in revived)
+    assert all(t.batch_key != first[t.id][1] for t in revived)  # never batched with the old
+    runner = CountingRunner()
+    Dispatcher(factory, settings, runner, owner="legs").run_until_idle(timeout=300)
+    found = rows(factory)
+    assert_all_succeeded_with_theory(found)
+    expected = straight_through(found)
+    assert max(runner.legs.values()) > 1
+    for trial in found:
+        assert runner.legs[trial.id] == math.ceil(trial.metrics["steps"] / LEG)
+        assert trial.gen_error_sim == pytest.approx(expected[trial.id].gen_error_sim, rel=1e-12)
+
+
+def test_a_trial_stopped_between_legs_keeps_them_when_asked_again_without(
+    factory,  # noqa: F811
+    database_url,
+):
+    """A sweep in legs cancelled after two legs, asked for again without ``leg_steps``:
+    the trials with a saved state keep their legs and go on from it (no work lost); the
+    others take the new submission's execution."""
+    settings = settings_for(database_url, batch_size=6)
+    sweep = submit(factory, SPEC, settings)
+    held = StopsAfterLegs(legs=2)
+    dispatcher = Dispatcher(factory, settings, held, owner="stopped")
+    for _ in range(10_000):
+        if held.budget <= 0 and dispatcher.inflight:
+            break
+        dispatcher.step()
+    dispatcher.stop(release=True)
+    cancel(factory, sweep.id)
+    with session_scope(factory) as session:
+        saved = {s.trial_id: s.step for s in session.scalars(select(TrialState))}
+    unfinished = {t.id for t in rows(factory) if t.status == "cancelled"}
+    assert saved and set(saved) <= unfinished
+
+    straight = {
+        **SPEC,
+        "execution": {k: v for k, v in SPEC["execution"].items() if k != "leg_steps"},
+    }
+    submit(factory, straight, settings)
+    for trial in rows(factory):
+        if trial.id in saved:
+            assert trial.execution.get("leg_steps") == LEG, trial.id
+        elif trial.id in unfinished:
+            assert "leg_steps" not in trial.execution, trial.id
+    after = CountingRunner()
+    Dispatcher(factory, settings, after, owner="after").run_until_idle(timeout=300)
+    found = rows(factory)
+    assert_all_succeeded_with_theory(found)
+    assert states_count(factory) == 0
+    expected = straight_through(found)
+    for trial in found:
+        assert trial.gen_error_sim == pytest.approx(expected[trial.id].gen_error_sim, rel=1e-12)
+        if trial.id in saved:
+            assert after.starts[trial.id][0] == saved[trial.id]  # from its saved step
+        elif trial.id in unfinished:
+            assert after.legs[trial.id] == 1  # straight through, as now asked
 
 
 @pytest.mark.slow
