@@ -75,6 +75,7 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -130,6 +131,21 @@ def load(name: str) -> dict:
     return yaml.safe_load((PAPER / name).read_text())
 
 
+def decimal_alphas(spec: dict) -> list[float]:
+    """The spec's α grid as the decimals it means: ``linspace(0.01, 0.5, 11)`` gives
+    0.059000000000000004 and 0.15700000000000003, while ``--alphas 0.059 0.157`` gives
+    0.059 and 0.157, and a trial's key holds the float; so every run and the projection
+    key α by the decimal (12 significant digits), and the same α is the same trial."""
+    axis = spec["axes"]["alpha"]
+    if isinstance(axis, dict) and axis.get("kind") == "linspace":
+        values = np.linspace(axis["start"], axis["stop"], axis["num"]).tolist()
+    elif isinstance(axis, dict):
+        values = list(axis["values"])
+    else:
+        values = list(axis) if isinstance(axis, list) else [axis]
+    return [float(f"{value:.12g}") for value in values]
+
+
 def shaped(
     spec: dict,
     *,
@@ -141,8 +157,7 @@ def shaped(
 ) -> dict:
     """The spec with only these α and zip settings, on ``device``, optionally smaller."""
     spec = copy.deepcopy(spec)
-    if alphas is not None:
-        spec.setdefault("axes", {})["alpha"] = alphas
+    spec.setdefault("axes", {})["alpha"] = alphas if alphas is not None else decimal_alphas(spec)
     if settings is not None and spec.get("zip"):
         (group,) = spec["zip"]
         spec["zip"] = [{key: [values[i] for i in settings] for key, values in group.items()}]
@@ -475,6 +490,7 @@ def run(args: argparse.Namespace, url: str) -> None:
             total = 0.0
             for full in ("exp1_full.yaml", "regimes_full.yaml"):
                 spec = load(full)
+                spec["axes"]["alpha"] = decimal_alphas(spec)
                 spec.setdefault("execution", {})["device"] = args.device
                 plan = client.post("/v1/sweeps/plan", json=spec).json()
                 seconds = plan["estimated_cost_s"]

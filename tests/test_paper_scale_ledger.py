@@ -14,9 +14,12 @@ from fastapi.testclient import TestClient
 
 from benchmarks.paper_scale import (
     FINAL,
+    decimal_alphas,
     inline_driver,
+    load,
     open_ledger,
     save_ledger,
+    shaped,
     stored_simulation_sweeps,
 )
 from service.app import create_app
@@ -137,3 +140,20 @@ def test_the_report_takes_the_newest_sweep_of_each_name_and_cancels_what_was_lef
         counts = {status: n for status, n in reported["counts"].items() if n}
         assert counts == {"succeeded": 4, "cancelled": 4}
         assert client.get(f"/v1/sweeps/{first['id']}").json()["status"] == "succeeded"
+
+
+def test_the_full_grid_and_a_chosen_alpha_are_the_same_trials(tmp_path) -> None:
+    """``linspace(0.01, 0.5, 11)`` holds 0.059000000000000004; a run with ``--alphas 0.059``
+    and the projection of the full spec must key that α alike, or the projection counts
+    what the ledger holds as missing."""
+    assert decimal_alphas(load("exp1_full.yaml"))[:4] == [0.01, 0.059, 0.108, 0.157]
+    grid = {**SPEC, "axes": {"alpha": {"kind": "linspace", "start": 0.01, "stop": 0.5, "num": 11}}}
+    work = open_ledger(tmp_path / "none.sqlite.gz", folder(tmp_path, "work"))
+    app, settings = service_at(work)
+    with TestClient(app) as client:
+        chosen = shaped(grid, alphas=[0.059], settings=None, device="cpu", dim=None, seeds=None)
+        client.post("/v1/sweeps", json=chosen).raise_for_status()
+        inline_driver(app, settings)(120.0)
+        full = shaped(grid, alphas=None, settings=None, device="cpu", dim=None, seeds=None)
+        plan = client.post("/v1/sweeps/plan", json=full).json()
+    assert (plan["cached_count"], plan["new_count"]) == (4, 40)
