@@ -94,15 +94,22 @@ def states_count(session_factory) -> int:  # noqa: ANN001
         return session.scalar(select(func.count()).select_from(TrialState))
 
 
-def test_a_sweep_in_legs_equals_one_run_straight_through(factory, database_url):  # noqa: F811
-    settings = settings_for(database_url, batch_size=6, max_attempts=2)
-    submit(factory, SPEC, settings)
+def run_to_the_end(factory, settings, owner: str):  # noqa: ANN001, ANN201, F811
+    """Run every pending trial in process: the runner (what it computed), the trials,
+    each checked succeeded with its theory and no saved state left, and their results
+    run straight through without legs."""
     runner = CountingRunner()
-    Dispatcher(factory, settings, runner, owner="legs").run_until_idle(timeout=300)
+    Dispatcher(factory, settings, runner, owner=owner).run_until_idle(timeout=300)
     found = rows(factory)
     assert_all_succeeded_with_theory(found)
     assert states_count(factory) == 0
-    expected = straight_through(found)
+    return runner, found, straight_through(found)
+
+
+def test_a_sweep_in_legs_equals_one_run_straight_through(factory, database_url):  # noqa: F811
+    settings = settings_for(database_url, batch_size=6, max_attempts=2)
+    submit(factory, SPEC, settings)
+    runner, found, expected = run_to_the_end(factory, settings, "legs")
     most = 0
     for trial in found:
         reference = expected[trial.id]
@@ -193,11 +200,7 @@ def test_a_stopped_dispatcher_loses_only_the_leg_in_flight(factory, database_url
     with session_scope(factory) as session:
         saved = {s.trial_id: s.step for s in session.scalars(select(TrialState))}
     assert saved and set(saved.values()) == {2 * LEG}
-    after = CountingRunner()
-    Dispatcher(factory, settings, after, owner="after").run_until_idle(timeout=300)
-    found = rows(factory)
-    assert_all_succeeded_with_theory(found)
-    expected = straight_through(found)
+    after, found, expected = run_to_the_end(factory, settings, "after")
     for trial in found:
         assert trial.gen_error_sim == pytest.approx(expected[trial.id].gen_error_sim, rel=1e-12)
         if trial.id in saved:
@@ -228,11 +231,7 @@ def test_a_trial_revived_by_a_submission_in_legs_runs_in_its_legs(factory, datab
     assert {t.id: t.key for t in revived} == {i: key for i, (key, _) in first.items()}
     assert all(t.execution["leg_steps"] == LEG for t in revived)
     assert all(t.batch_key != first[t.id][1] for t in revived)  # never batched with the old
-    runner = CountingRunner()
-    Dispatcher(factory, settings, runner, owner="legs").run_until_idle(timeout=300)
-    found = rows(factory)
-    assert_all_succeeded_with_theory(found)
-    expected = straight_through(found)
+    runner, found, expected = run_to_the_end(factory, settings, "legs")
     assert max(runner.legs.values()) > 1
     for trial in found:
         assert runner.legs[trial.id] == math.ceil(trial.metrics["steps"] / LEG)
@@ -271,12 +270,7 @@ def test_a_trial_stopped_between_legs_keeps_them_when_asked_again_without(
             assert trial.execution.get("leg_steps") == LEG, trial.id
         elif trial.id in unfinished:
             assert "leg_steps" not in trial.execution, trial.id
-    after = CountingRunner()
-    Dispatcher(factory, settings, after, owner="after").run_until_idle(timeout=300)
-    found = rows(factory)
-    assert_all_succeeded_with_theory(found)
-    assert states_count(factory) == 0
-    expected = straight_through(found)
+    after, found, expected = run_to_the_end(factory, settings, "after")
     for trial in found:
         assert trial.gen_error_sim == pytest.approx(expected[trial.id].gen_error_sim, rel=1e-12)
         if trial.id in saved:
