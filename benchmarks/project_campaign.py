@@ -24,8 +24,7 @@ setting's fit reaches.  One-core seconds, divided by ``--workers`` for the wall 
 runs one batch per core).
 
     .venv/bin/python benchmarks/project_campaign.py --results \
-        docs/figures/paper-scale/exp1-paper-scale_results.csv \
-        docs/figures/paper-scale/regime-I/exp1-paper-scale_results.csv [--workers 2] \
+        docs/figures/paper-scale/exp1-paper-scale_results.csv [--workers 2] \
         [--seconds-per-unit 1.1e-9]
 """
 
