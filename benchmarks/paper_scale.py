@@ -75,11 +75,12 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from api_schemas.spec import SweepSpec  # noqa: E402
 from service.app import create_app  # noqa: E402
+from service.expand import axis_values  # noqa: E402
 from service.runners import RayRunner  # noqa: E402
 from service.settings import DispatchSettings, LimitSettings, RaySettings, Settings  # noqa: E402
 
@@ -132,17 +133,12 @@ def load(name: str) -> dict:
 
 
 def decimal_alphas(spec: dict) -> list[float]:
-    """The spec's α grid as the decimals it means: ``linspace(0.01, 0.5, 11)`` gives
-    0.059000000000000004 and 0.15700000000000003, while ``--alphas 0.059 0.157`` gives
-    0.059 and 0.157, and a trial's key holds the float; so every run and the projection
-    key α by the decimal (12 significant digits), and the same α is the same trial."""
-    axis = spec["axes"]["alpha"]
-    if isinstance(axis, dict) and axis.get("kind") == "linspace":
-        values = np.linspace(axis["start"], axis["stop"], axis["num"]).tolist()
-    elif isinstance(axis, dict):
-        values = list(axis["values"])
-    else:
-        values = list(axis) if isinstance(axis, list) else [axis]
+    """The spec's α grid (the service's own expansion, ``service.expand.axis_values``) as
+    the decimals it means: ``linspace(0.01, 0.5, 11)`` gives 0.059000000000000004 and
+    0.15700000000000003, while ``--alphas 0.059 0.157`` gives 0.059 and 0.157, and a
+    trial's key holds the float; so every run and the projection key α by the decimal (12
+    significant digits), and the same α is the same trial."""
+    values = axis_values(SweepSpec.model_validate(spec).axes["alpha"])
     return [float(f"{value:.12g}") for value in values]
 
 
@@ -489,9 +485,10 @@ def run(args: argparse.Namespace, url: str) -> None:
             lines += ["", PROJECTION_HEADING, ""]
             total = 0.0
             for full in ("exp1_full.yaml", "regimes_full.yaml"):
-                spec = load(full)
-                spec["axes"]["alpha"] = decimal_alphas(spec)
-                spec.setdefault("execution", {})["device"] = args.device
+                # The full spec as a run would submit it (α by its decimal, this device).
+                spec = shaped(
+                    load(full), alphas=None, settings=None, device=args.device, dim=None, seeds=None
+                )
                 plan = client.post("/v1/sweeps/plan", json=spec).json()
                 seconds = plan["estimated_cost_s"]
                 total += seconds

@@ -71,7 +71,7 @@ def spec_hash(spec: SweepSpec) -> str:
     return canonical_hash(spec.model_dump(mode="json", exclude=exclude or None))
 
 
-def _axis_values(axis: Axis) -> list[Any]:
+def axis_values(axis: Axis) -> list[Any]:
     if isinstance(axis, list):
         return list(axis)
     if axis.kind == "values":
@@ -263,7 +263,7 @@ def expand_with_skips(
     execution_names = spec.execution_names()
 
     blocks: list[list[dict[str, Any]]] = [
-        [{name: value} for value in _axis_values(axis)] for name, axis in spec.axes.items()
+        [{name: value} for value in axis_values(axis)] for name, axis in spec.axes.items()
     ]
     for group in spec.zip:
         names = list(group)

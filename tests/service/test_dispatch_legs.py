@@ -51,6 +51,9 @@ SPEC = small_finetune_spec(
     execution={"lr": 0.2, "max_steps": 2000, "leg_steps": LEG},
 )
 
+# The same trials without legs (``leg_steps`` is not in the key).
+STRAIGHT = {**SPEC, "execution": {k: v for k, v in SPEC["execution"].items() if k != "leg_steps"}}
+
 
 class CountingRunner(InlineRunner):
     """In-process batches; ``legs`` counts each trial's computations, ``starts`` the step
@@ -218,11 +221,7 @@ def test_a_trial_revived_by_a_submission_in_legs_runs_in_its_legs(factory, datab
     (legs change no number), so it is revived, and it runs in the new submission's legs,
     not with the execution it was first stored with."""
     settings = settings_for(database_url, batch_size=6, max_attempts=2)
-    straight = {
-        **SPEC,
-        "execution": {k: v for k, v in SPEC["execution"].items() if k != "leg_steps"},
-    }
-    cancel(factory, submit(factory, straight, settings).id)
+    cancel(factory, submit(factory, STRAIGHT, settings).id)
     first = {t.id: (t.key, t.batch_key) for t in rows(factory)}
     assert {t.status for t in rows(factory)} == {"cancelled"}
 
@@ -260,11 +259,7 @@ def test_a_trial_stopped_between_legs_keeps_them_when_asked_again_without(
     unfinished = {t.id for t in rows(factory) if t.status == "cancelled"}
     assert saved and set(saved) <= unfinished
 
-    straight = {
-        **SPEC,
-        "execution": {k: v for k, v in SPEC["execution"].items() if k != "leg_steps"},
-    }
-    submit(factory, straight, settings)
+    submit(factory, STRAIGHT, settings)
     for trial in rows(factory):
         if trial.id in saved:
             assert trial.execution.get("leg_steps") == LEG, trial.id
