@@ -66,6 +66,16 @@ def rows(page) -> list[dict[str, str]]:
     )
 
 
+class PacedRunner(InlineRunner):
+    """In-process batches, each held a moment before it runs: a batch of this small spec
+    takes milliseconds, so without the pause the sweep can end between two reads of the
+    page and the header is never seen moving (the runs on a busy 2-core CI machine)."""
+
+    def submit(self, workload, trials, theory_wanted, gpus, *, theory_only=False):  # noqa: ANN001, ANN201
+        time.sleep(0.2)
+        return super().submit(workload, trials, theory_wanted, gpus, theory_only=theory_only)
+
+
 def test_sweep_page_moves_filters_sorts_and_exports(browser, live_app, screenshot_dir, tmp_path):
     app, settings, base = live_app
     sweep_id = httpx.post(f"{base}/v1/sweeps", json=SPEC).json()["id"]
@@ -78,7 +88,7 @@ def test_sweep_page_moves_filters_sorts_and_exports(browser, live_app, screensho
     page.wait_for_selector("#trial-table tbody tr td")
     assert page.inner_text('[data-count="pending"]') == str(TOTAL)
 
-    dispatcher = Dispatcher(app.state.session_factory, settings, InlineRunner())
+    dispatcher = Dispatcher(app.state.session_factory, settings, PacedRunner())
     dispatcher.start()
     try:
         seen: list[int] = []
