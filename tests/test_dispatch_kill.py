@@ -72,7 +72,7 @@ def _assert_counted(before_kill: dict, after: dict, url: str) -> None:
     assert missing == []
 
 
-def _spec(**overrides) -> dict:
+def _spec(execution: dict | None = None, **overrides) -> dict:
     # 9 seeds × 2 λ_PT: nine groups of two trials that share a dataset, so with batch size
     # 2 (a claim takes whole groups) a batch is one group and some trials are always
     # still pending while the first batches run.
@@ -81,7 +81,7 @@ def _spec(**overrides) -> dict:
         params={**small_finetune_spec()["params"], "D": 120},
         axes={"lambda_pt": [-0.6, 0.3]},
         seeds=9,
-        execution={"lr": 0.2, "max_steps": 20000},
+        execution={"lr": 0.2, "max_steps": 20000, **(execution or {})},
         **overrides,
     )
 

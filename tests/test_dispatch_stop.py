@@ -29,6 +29,16 @@ from tests.test_dispatch_kill import SWEEPS, _assert_counted, _free_port, _serve
 CRASH_MARKS = ("Traceback", "*** SIGTERM received", "*** SIGINT received", "logging.cc", "@ 0x")
 
 
+def _slow_batches(max_steps: int) -> dict:
+    """Execution options under which a batch trains its two networks for exactly
+    ``max_steps`` steps (a small ``lr`` and an unreachable loss threshold: no early stop);
+    at D = 120 that is about 1.2 s per 100,000 steps here.  With the default options a
+    batch takes about 0.05 s once Ray is warm, and the batch seen running could finish
+    before the signal reached the process: then nothing was running to release, and the
+    test could not tell a clean stop from one that lost work."""
+    return {"lr": 0.002, "max_steps": max_steps, "loss_threshold": 1e-12}
+
+
 def _wait_mid_batch(url: str, process: subprocess.Popen, log: Path) -> dict:
     """Wait until some trials succeeded, some run and some wait; the snapshot then."""
     deadline = time.monotonic() + 180
@@ -84,7 +94,8 @@ def test_sigterm_of_sweeps_serve_mid_batch_then_restart(tmp_path) -> None:
     server = _serve(db_url, port, tmp_path)
     log = tmp_path / f"serve-{port}.log"
     try:
-        response = httpx.post(f"http://127.0.0.1:{port}/v1/sweeps", json=_spec(), timeout=30)
+        spec = _spec(execution=_slow_batches(60_000))  # the restart runs the rest: ~0.7 s each
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/sweeps", json=spec, timeout=30)
         assert response.status_code == 201, response.text
         sweep_id = response.json()["id"]
         before = _wait_mid_batch(db_url, server, log)
@@ -126,7 +137,8 @@ def test_ctrl_c_of_sweeps_worker_mid_batch(tmp_path) -> None:
     upgrade_to_head(db_url)
     engine = make_engine(db_url)
     with session_scope(make_session_factory(engine)) as session:
-        submit_sweep(session, SweepSpec.model_validate(_spec()), Settings(), "tester", None)
+        spec = SweepSpec.model_validate(_spec(execution=_slow_batches(250_000)))  # ~3 s each
+        submit_sweep(session, spec, Settings(), "tester", None)
     engine.dispose()
     log = tmp_path / "worker.log"
     env = {
