@@ -8,6 +8,9 @@ Grammar (every name is checked; an unknown one is a 422 that names it):
   (``?regime_theory=II&regime_theory=IV``) or comma-separated (``?regime_theory=II,IV``).
 - ``<column>_<op>`` with op in gt, ge, lt, le, eq on every column of ``RANGE_COLUMNS``:
   ``?lambda_pt_lt=-0.5&c_pt_ge=1e-3``.  Integer columns (D, seed) take integers.
+  ``eq`` on a real column matches to 12 significant digits (``eq_window``), so
+  ``alpha_eq=0.059`` finds the 0.059000000000000004 that ``linspace(0.01, 0.5, 11)``
+  stores; on an integer column it is exact.
 - ``status``: trial statuses (comma or repeated) or ``any``; default ``succeeded``.
 - ``workload`` (comma or repeated), ``sweep_id`` (one).
 - ``since``: an event sequence number (``GET /v1/sweeps/{id}/events`` ids): only trials
@@ -53,6 +56,12 @@ EXPORT_FORMATS: tuple[str, ...] = ("csv", "parquet")
 DEFAULT_LIMIT = 100
 DEFAULT_STATUSES: tuple[str, ...] = (TrialStatus.SUCCEEDED.value,)
 
+# ``eq`` on a real column: |x − value| ≤ EQ_RELATIVE_TOLERANCE·|value|.  Axis values are
+# stored as computed (linspace, logspace: a few ulps, ~1e-16 relative, from the decimal a
+# person types) and rounding them would change trial keys; 12 digits is also how
+# benchmarks/paper_scale.py keys α.  Distinct settings closer than that are not a sweep.
+EQ_RELATIVE_TOLERANCE = 1e-12
+
 _FILTER_NAMES = ("regime_theory", "regime_empirical", "status", "workload", "sweep_id", "since")
 _RANGE_NAMES = tuple(f"{column}_{op}" for column in RANGE_COLUMNS for op in OPERATORS)
 
@@ -64,6 +73,13 @@ class Range:
     column: str
     op: str
     value: float | int
+
+
+def eq_window(value: float) -> tuple[float, float]:
+    """The closed interval an ``eq`` filter on a real column matches: ``value`` ± 1e-12 of
+    its magnitude (exactly ``value`` at 0), kept inside the finite floats."""
+    spread = abs(value) * EQ_RELATIVE_TOLERANCE
+    return max(value - spread, -bounds.FLOAT_MAX), min(value + spread, bounds.FLOAT_MAX)
 
 
 @dataclass(frozen=True)
@@ -443,7 +459,10 @@ def openapi_parameters(endpoint: str, page_limit: int | None = None) -> list[dic
         else:
             schema = {"type": "number", "minimum": -bounds.FLOAT_MAX, "maximum": bounds.FLOAT_MAX}
         for op in OPERATORS:
-            params.append(param(f"{column}_{op}", f"{column} {op} value", schema))
+            text = f"{column} {op} value"
+            if op == "eq" and column not in INTEGER_COLUMNS:
+                text += " (to 12 significant digits: |x − value| ≤ 1e-12·|value|)"
+            params.append(param(f"{column}_{op}", text, schema))
     if endpoint in ("list", "export"):
         sort_tokens = [token for column in SORT_COLUMNS for token in (column, f"-{column}")]
         params.append(

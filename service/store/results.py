@@ -26,6 +26,7 @@ from service.errors import BadQuery, SweepNotFound
 from service.store.clock import as_utc as _utc
 from service.store.models import Sweep, SweepTrial, Trial
 from service.store.result_filters import (
+    INTEGER_COLUMNS,
     PARAM_COLUMNS,
     RANGE_COLUMNS,
     ExportQuery,
@@ -34,6 +35,7 @@ from service.store.result_filters import (
     Sort,
     SummaryQuery,
     encode_cursor,
+    eq_window,
 )
 
 MAX_SUMMARY_GROUPS = 10_000
@@ -88,7 +90,11 @@ def filter_conditions(flt: ResultFilter) -> list[ColumnElement[bool]]:
             exists().where(SweepTrial.sweep_id == flt.sweep_id, SweepTrial.trial_id == Trial.id)
         )
     for item in flt.ranges:
-        conditions.append(_OPS[item.op](column(item.column), item.value))
+        if item.op == "eq" and item.column not in INTEGER_COLUMNS:
+            low, high = eq_window(float(item.value))
+            conditions.append(column(item.column).between(low, high))
+        else:
+            conditions.append(_OPS[item.op](column(item.column), item.value))
     if flt.visible_to is not None:
         conditions.append(
             exists().where(

@@ -375,3 +375,21 @@ def test_openapi_documents_the_grammar(app_client) -> None:
     assert {"regime_theory", "lambda_pt_lt", "D_eq", "sort", "cursor", "limit"} <= names
     assert spec["paths"]["/v1/results/summary"]["get"]["operationId"] == "summarize_results"
     assert spec["paths"]["/v1/results/export"]["get"]["operationId"] == "export_results"
+
+
+def test_eq_on_a_real_column_matches_to_twelve_digits(app_client, session_factory) -> None:
+    """``linspace(0.01, 0.5, 11)`` stores α = 0.059000000000000004: ``alpha_eq=0.059`` finds
+    it (and an exact 0.059), a value 1e-9 away does not; integer columns stay exact."""
+    grid = np.linspace(0.01, 0.5, 11)
+    assert repr(float(grid[1])) == "0.059000000000000004"  # the float a sweep stores
+    alphas = (float(grid[1]), 0.059, 0.059 + 1e-9, float(grid[2]), -0.059, 0.0)
+    with session_factory() as session:
+        made = [make_trial(session, **trial_values(alpha=a, lambda_pt=-a)).id for a in alphas]
+        session.commit()
+    assert ids(app_client, "alpha_eq=0.059") == made[:2]
+    assert ids(app_client, "alpha_eq=0.0590000010") == [made[2]]
+    assert ids(app_client, "alpha_eq=0.108") == [made[3]]
+    assert ids(app_client, "alpha_eq=-0.059") == [made[4]]
+    assert ids(app_client, "alpha_eq=0") == [made[5]]
+    assert ids(app_client, "lambda_pt_eq=-0.059") == made[:2]  # negative: the same window
+    assert ids(app_client, "alpha_eq=1.7976931348623157e308") == []  # no overflow at the edge
