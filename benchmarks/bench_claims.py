@@ -31,6 +31,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import warnings  # noqa: E402
+
+# Starlette deprecates TestClient over httpx in favour of httpx2; the app is the same.
+warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 

@@ -42,6 +42,10 @@ import torch  # noqa: E402
 
 torch.set_num_threads(1)
 
+import warnings  # noqa: E402
+
+# Starlette deprecates TestClient over httpx in favour of httpx2; the app is the same.
+warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api_schemas.spec import SweepSpec  # noqa: E402

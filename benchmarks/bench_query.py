@@ -41,7 +41,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import warnings  # noqa: E402
+
 import psycopg  # noqa: E402
+
+# Starlette deprecates TestClient over httpx in favour of httpx2; the app is the same.
+warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 from sqlalchemy.dialects import postgresql  # noqa: E402

@@ -72,10 +72,14 @@ import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import yaml  # noqa: E402
+
+# Starlette deprecates TestClient over httpx in favour of httpx2; the app is the same.
+warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api_schemas.spec import SweepSpec  # noqa: E402
