@@ -233,6 +233,30 @@ def _clear_lines(report: AgreementReport) -> list[str]:
     ]
 
 
+# The knobs of the paper's figures, named in every worst-config line.
+_FIGURE_KEYS = ("omega", "rho_ft", "c_pt", "lambda_pt", "gamma_ft")
+
+
+def _config_keys(report: AgreementReport) -> list[str]:
+    """The figure's knobs, then every other parameter that differs between the report's
+    configs (``D`` in a sweep over D): without it two worst-config lines can read alike."""
+    varying = {
+        key
+        for key in {k for row in report.rows for k in row.params}
+        if key not in (*_FIGURE_KEYS, "alpha", "seed")
+        and len({repr(row.params.get(key)) for row in report.rows}) > 1
+    }
+    return [*_FIGURE_KEYS, *sorted(varying)]
+
+
+def _value(value: Any) -> str:
+    return (
+        f"{value:g}"
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else str(value)
+    )
+
+
 def report_text(report: AgreementReport) -> str:
     """The agreement report as text: totals, per regime, worst configs, notes."""
     lines = [
@@ -262,12 +286,9 @@ def report_text(report: AgreementReport) -> str:
         )
     if report.worst:
         lines += ["", "worst configs (largest |z|):"]
+        shown = _config_keys(report)
         for row in report.worst:
-            where = ", ".join(
-                f"{k}={row.params[k]:g}"
-                for k in ("omega", "rho_ft", "c_pt", "lambda_pt", "gamma_ft")
-                if k in row.params
-            )
+            where = ", ".join(f"{k}={_value(row.params[k])}" for k in shown if k in row.params)
             lines.append(
                 f"  alpha={row.alpha:<5g} {where}: sim {_num(row.sim_mean)} ± "
                 f"{_num(row.sim_sem, '{:.2g}')}, theory {_num(row.theory)}, "
