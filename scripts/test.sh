@@ -18,4 +18,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   (apt-get update && apt-get install -y chromium) || echo "could not install chromium" >&2
 fi
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-exec .venv/bin/python -m pytest "$@"
+# Two pytest workers (pytest-xdist; CI has 2 cores): much of a test's time is waiting
+# (a server starting, Ray starting, a signal being handled), and two workers overlap it.
+# SWEEPS_TEST_WORKERS=0 runs in one process; arguments after it override (-n 0).
+exec .venv/bin/python -m pytest -n "${SWEEPS_TEST_WORKERS:-2}" --dist worksteal "$@"
