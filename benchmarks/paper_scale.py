@@ -49,6 +49,11 @@ a cache hit, so a run of the same sweep computes only what is missing (the trial
 stopped run left cancelled are revived).  ``--report`` writes the outputs of what the
 ledger (or ``--database-url``) holds without running anything.
 
+``--combine REPORT.json ...`` prints the agreement over the distinct configs of several
+reports (a config two reports share, such as the regime figure's II setting that is an
+Exp 1 setting, counts once): the issue's "≥ 85% of the configs above the stopping floor"
+over Exp 1 and the regime figure together.
+
 ``--dim`` and ``--seeds`` shrink the run (a smoke check on a small machine; the default
 is the paper's).  ``--budget-s`` bounds all the sweeps together: a sweep still running
 when it is spent is cancelled and reported as partial, a sweep not started is not run.
@@ -73,6 +78,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -279,6 +285,53 @@ def row(name: str, sweep: dict, wall: float, report: dict, seconds: list[float])
     )
 
 
+SAME = ("alpha", "sim_mean", "sim_sem", "theory")  # one computation, whatever its name
+
+
+def combined_agreement(reports: list[dict]) -> dict:
+    """The agreement over the distinct configs of several reports (Exp 1 and the regime
+    figure share configs: the figure's II setting on ω = 0 and ω = 1 is Exp 1's ω
+    setting).  A config is its ``params`` (α, D and every task and init parameter); one
+    that several reports hold is counted once, from the report with the most seeds.
+    Returns the verdict counts and ``inside``/``compared``/``fraction_inside`` over the
+    configs above the stopping floor (``agree`` + ``disagree``), and the same over the
+    distinct outcomes (``*_distinct``): configs with the same α, mean, SEM and theory are
+    one computation under two names (regime I's λ_PT = −1 erases the pretrained
+    features, so the figure's ω = 0 and ω = 1 ground truths give the same networks on
+    the same seeds) and are not independent evidence."""
+    configs: dict[str, dict] = {}
+    for report in reports:
+        for config in report["rows"]:
+            key = json.dumps(config["params"], sort_keys=True)
+            held = configs.get(key)
+            if held is None or config["n_seeds"] > held["n_seeds"]:
+                configs[key] = config
+    # Ten digits: the theory of two names of one computation differs in the last bits
+    # (solver round-off); the simulation's mean and SEM are the same floats.
+    outcomes = {
+        tuple(f"{c[k]:.10g}" if isinstance(c.get(k), float) else str(c.get(k)) for k in SAME): c
+        for c in configs.values()
+    }
+    verdicts = Counter(config["verdict"] for config in configs.values())
+    distinct = Counter(config["verdict"] for config in outcomes.values())
+    compared = verdicts["agree"] + verdicts["disagree"]
+    compared_distinct = distinct["agree"] + distinct["disagree"]
+    return {
+        "configs": len(configs),
+        "shared": sum(len(r["rows"]) for r in reports) - len(configs),
+        "verdicts": dict(verdicts),
+        "inside": verdicts["agree"],
+        "compared": compared,
+        "fraction_inside": verdicts["agree"] / compared if compared else None,
+        "same_outcome_as_another": len(configs) - len(outcomes),
+        "inside_distinct": distinct["agree"],
+        "compared_distinct": compared_distinct,
+        "fraction_inside_distinct": (
+            distinct["agree"] / compared_distinct if compared_distinct else None
+        ),
+    }
+
+
 def last_finish(results_csv: Path) -> float | None:
     """Unix time of the last result in an exported CSV (None without results)."""
     from datetime import datetime
@@ -404,7 +457,19 @@ def main() -> None:
         action="store_true",
         help="write the outputs of what --ledger or --database-url holds; run nothing",
     )
+    parser.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="REPORT",
+        help="print the agreement over the distinct configs of these _report.json files",
+    )
     args = parser.parse_args()
+    if args.combine:
+        combined = combined_agreement([json.loads(path.read_text()) for path in args.combine])
+        print(json.dumps(combined, indent=2))
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     if args.ledger and (args.database_url or args.rereport_db or args.report_db):
         # Those name their own database; restoring and saving the ledger around them would

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from benchmarks.paper_scale import (
     FINAL,
+    combined_agreement,
     decimal_alphas,
     inline_driver,
     load,
@@ -157,3 +158,38 @@ def test_the_full_grid_and_a_chosen_alpha_are_the_same_trials(tmp_path) -> None:
         full = shaped(grid, alphas=None, settings=None, device="cpu", dim=None, seeds=None)
         plan = client.post("/v1/sweeps/plan", json=full).json()
     assert (plan["cached_count"], plan["new_count"]) == (4, 40)
+
+
+def test_combined_agreement_counts_a_shared_config_once() -> None:
+    """Exp 1 and the regime figure share configs; over both, each counts once (from the
+    report with more seeds), and stopping-rule configs are not compared."""
+
+    def config(omega: float, alpha: float, verdict: str, seeds: int = 14, mean=None) -> dict:
+        return {
+            "params": {"omega": omega, "alpha": alpha},
+            "alpha": alpha,
+            "sim_mean": omega if mean is None else mean,
+            "sim_sem": 0.01,
+            "theory": 0.5,
+            "verdict": verdict,
+            "n_seeds": seeds,
+        }
+
+    exp1 = {"rows": [config(0.0, 0.1, "agree"), config(1.0, 0.1, "disagree", seeds=12)]}
+    figure = {
+        "rows": [
+            config(1.0, 0.1, "agree"),  # exp1's ω = 1 config with 14 seeds: this one counts
+            config(0.0, 0.1, "agree"),  # shared, same seeds: counted once
+            config(0.5, 0.1, "stopping_rule"),
+            config(0.5, 0.2, "disagree"),
+            # another name for the ω = 0.5 computation at α = 0.2 (same mean, SEM, theory)
+            config(0.7, 0.2, "disagree", mean=0.5),
+        ]
+    }
+    combined = combined_agreement([exp1, figure])
+    assert combined["configs"] == 5 and combined["shared"] == 2
+    assert combined["verdicts"] == {"agree": 2, "stopping_rule": 1, "disagree": 2}
+    assert (combined["inside"], combined["compared"]) == (2, 4)
+    assert combined["fraction_inside"] == 2 / 4
+    assert combined["same_outcome_as_another"] == 1
+    assert (combined["inside_distinct"], combined["compared_distinct"]) == (2, 3)
