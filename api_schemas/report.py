@@ -60,6 +60,13 @@ class ConfigAgreement(BaseModel):
     stop_reasons: dict[str, int] = Field(default_factory=dict)
 
 
+def varying_params(rows: list[ConfigAgreement]) -> list[str]:
+    """The parameters (other than α and seed) whose value differs between ``rows``, sorted:
+    what tells one config of a report from another at the same α."""
+    keys = {key for row in rows for key in row.params if key not in ("alpha", "seed")}
+    return sorted(key for key in keys if len({repr(row.params.get(key)) for row in rows}) > 1)
+
+
 class RegimeAgreement(BaseModel):
     """The agreement numbers restricted to one theory regime."""
 

@@ -47,7 +47,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api_schemas.report import AgreementReport, ConfigAgreement, RegimeAgreement
+from api_schemas.report import AgreementReport, ConfigAgreement, RegimeAgreement, varying_params
 from api_schemas.wire import REGIMES
 from workers.theory import regimes as classifier
 
@@ -315,8 +315,20 @@ def _fraction(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _shortfall_note(regime: str, rows: list[ConfigAgreement], target: float) -> str:
-    """Why a regime misses the target, in numbers: the gaps and the stop reasons."""
+def config_name(row: ConfigAgreement, keys: list[str]) -> str:
+    """``alpha=0.157, omega=1, rho_ft=0.1``: a config by α and the ``keys`` that vary."""
+    values = {"alpha": row.alpha} | {key: row.params.get(key) for key in keys}
+    return ", ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
+
+
+def _shortfall_note(
+    regime: str, rows: list[ConfigAgreement], target: float, keys: list[str]
+) -> str:
+    """Why a regime misses the target, in numbers: the gaps and the stop reasons.  The
+    worst config is named by α and ``keys``, the parameters that vary in the report."""
     compared = [r for r in rows if r.verdict in ("agree", "disagree")]
     outside = [r for r in compared if r.verdict == "disagree"]
     parts = [
@@ -328,7 +340,7 @@ def _shortfall_note(regime: str, rows: list[ConfigAgreement], target: float) -> 
         worst = max(outside, key=lambda r: abs(r.z or 0))
         parts.append(
             f"{len(outside)} outside ({above} with the simulation above the theory); worst "
-            f"alpha={worst.alpha:.3g}: sim {worst.sim_mean:.4g} ± {worst.sim_sem:.2g} vs theory "
+            f"{config_name(worst, keys)}: sim {worst.sim_mean:.4g} ± {worst.sim_sem:.2g} vs theory "
             f"{worst.theory:.4g} (z = {worst.z:+.1f}); finite-sample theory on the same "
             f"instances {_fmt(worst.finite_theory_mean)}"
         )
@@ -405,7 +417,7 @@ def agreement_report(
         if (regime_fraction is not None and regime_fraction < target) or regime_counts[
             "not_converged"
         ]:
-            note = _shortfall_note(regime, members, target)
+            note = _shortfall_note(regime, members, target, varying_params(rows))
             notes.append(note)
         per_regime.append(
             RegimeAgreement(

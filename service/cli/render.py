@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
-from api_schemas.report import AgreementReport
+from api_schemas.report import AgreementReport, varying_params
 from api_schemas.result_columns import RESULT_COLUMNS as DEFINED_RESULT_COLUMNS
 from api_schemas.wire import ResultRead, SkippedSettingRead, SweepPlan, SweepRead
 from finetune_sweeps.progress import format_duration, progress_text
@@ -240,13 +240,8 @@ _FIGURE_KEYS = ("omega", "rho_ft", "c_pt", "lambda_pt", "gamma_ft")
 def _config_keys(report: AgreementReport) -> list[str]:
     """The figure's knobs, then every other parameter that differs between the report's
     configs (``D`` in a sweep over D): without it two worst-config lines can read alike."""
-    varying = {
-        key
-        for key in {k for row in report.rows for k in row.params}
-        if key not in (*_FIGURE_KEYS, "alpha", "seed")
-        and len({repr(row.params.get(key)) for row in report.rows}) > 1
-    }
-    return [*_FIGURE_KEYS, *sorted(varying)]
+    varying = [key for key in varying_params(report.rows) if key not in _FIGURE_KEYS]
+    return [*_FIGURE_KEYS, *varying]
 
 
 def _value(value: Any) -> str:

@@ -100,6 +100,9 @@ def test_report_totals_regimes_and_worst() -> None:
     assert by_regime["IV"].compared == 1 and by_regime["IV"].fraction_inside == 0.0
     assert by_regime["IV"].regime_agreement_rate == pytest.approx(2 / 3)
     assert by_regime["IV"].note and "0 of 1" in by_regime["IV"].note
+    # The worst config is named by α and the parameters that vary in the report (λ: E
+    # has −0.5), so two configs at one α cannot read alike.
+    assert "worst alpha=0.2, lambda_pt=0: sim 0.52 " in by_regime["IV"].note
     assert by_regime["II"].fraction_inside == 1.0 and by_regime["II"].not_converged == 1
     assert by_regime["II"].stopping_rule == 1
     assert [row.alpha for row in report.worst] == [0.2, 0.1]
