@@ -160,8 +160,15 @@ def one_task_per_trial() -> Iterator[None]:
 def claimed(trial_id: int, workload: str, planned) -> ClaimedTrial:  # noqa: ANN001
     """The record the dispatcher would send into Ray for a planned trial."""
     return ClaimedTrial(
-        trial_id, 1, workload, planned.params, planned.seed, planned.execution,
-        planned.batch_key, planned.group_key, planned.theory_key,
+        trial_id,
+        1,
+        workload,
+        planned.params,
+        planned.seed,
+        planned.execution,
+        planned.batch_key,
+        planned.group_key,
+        planned.theory_key,
     )
 
 
@@ -227,11 +234,7 @@ def warm_up(runner: RayRunner) -> None:
     )
     ray.get(handle)
     finetune = expand_spec(SweepSpec.model_validate(finetune_spec(100)), LimitSettings())[:1]
-    ray.get(
-        runner.submit(
-            "dln_finetune", [claimed(0, "dln_finetune", finetune[0])], {}, 0.0
-        )
-    )
+    ray.get(runner.submit("dln_finetune", [claimed(0, "dln_finetune", finetune[0])], {}, 0.0))
 
 
 def main() -> None:

@@ -89,9 +89,7 @@ def run_spec(
             output = workload.run(claimed, wanted)
             for c, outcome in zip(claimed, output.outcomes, strict=True):
                 record = {"params": dict(c.params), "workload": spec.workload, "seed": c.seed}
-                record.update(
-                    {k: v for k, v in outcome.columns().items() if k != "metrics"}
-                )
+                record.update({k: v for k, v in outcome.columns().items() if k != "metrics"})
                 value = output.theory.get(c.theory_key) if c.theory_key else None
                 record["gen_error_asymptotic"] = value.gen_error if value else None
                 records.append(record)
@@ -144,6 +142,7 @@ def main() -> None:
     from service.cli.render import report_text
     from service.report import agreement_report
     from workers.theory.regimes import CLASSIFIER_VERSIONS
+
     for version in reversed(CLASSIFIER_VERSIONS):
         report = agreement_report(
             records,

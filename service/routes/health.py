@@ -39,11 +39,7 @@ def health(request: Request, session: SessionDep, settings: SettingsDep) -> Heal
         dispatcher_state = "running" if dispatcher.alive else "stopped"
         if dispatcher.last_error:
             dispatcher_state = "erroring"
-    ok = (
-        not database.startswith("error")
-        and dispatcher_state in ("running", "disabled")
-        and ray_ok
-    )
+    ok = not database.startswith("error") and dispatcher_state in ("running", "disabled") and ray_ok
     return Health(
         status="ok" if ok else "degraded",
         database=database,

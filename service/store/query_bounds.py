@@ -66,7 +66,5 @@ def parse_number(name: str, text: str) -> float | str:
 def integer_fits(value: object, bounds: tuple[int, int] = INT64) -> bool:
     """True for an int (not bool) inside ``bounds``."""
     return (
-        isinstance(value, int)
-        and not isinstance(value, bool)
-        and bounds[0] <= value <= bounds[1]
+        isinstance(value, int) and not isinstance(value, bool) and bounds[0] <= value <= bounds[1]
     )

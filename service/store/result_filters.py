@@ -42,9 +42,7 @@ from service.errors import BadCursor, BadQuery
 from service.store import query_bounds as bounds
 
 # Query name -> ORM attribute of ``Trial`` (the column "D" is the attribute ``dim``).
-PARAM_COLUMNS: dict[str, str] = {
-    name: "dim" if name == "D" else name for name in TYPED_PARAMETERS
-}
+PARAM_COLUMNS: dict[str, str] = {name: "dim" if name == "D" else name for name in TYPED_PARAMETERS}
 # Numeric result columns are range filters and sort keys (api_schemas.result_columns).
 RESULT_COLUMNS: tuple[str, ...] = FILTER_COLUMNS
 RANGE_COLUMNS: dict[str, str] = {**PARAM_COLUMNS, **{name: name for name in RESULT_COLUMNS}}

@@ -71,7 +71,8 @@ def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
     if session.get_bind().dialect.name == "postgresql":
         return text("CAST(sweeps.tags AS JSONB) ? :tag").bindparams(tag=tag)
     return exists(
-        select(1).select_from(func.json_each(Sweep.tags).table_valued("value"))
+        select(1)
+        .select_from(func.json_each(Sweep.tags).table_valued("value"))
         .where(text("value = :tag").bindparams(tag=tag))
     )
 

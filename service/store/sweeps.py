@@ -43,6 +43,7 @@ MAX_OFFSET = listing.MAX_OFFSET
 TRIAL_CURSOR_PATTERN = "^[0-9]{1,19}$"
 _INT64_MAX = 2**63 - 1
 
+
 @dataclass(frozen=True)
 class CreatedSweep:
     sweep_id: str
@@ -50,9 +51,7 @@ class CreatedSweep:
     cached_count: int
 
 
-def find_by_idempotency_key(
-    session: Session, submitter: str, key: str
-) -> tuple[str, str] | None:
+def find_by_idempotency_key(session: Session, submitter: str, key: str) -> tuple[str, str] | None:
     """(sweep id, spec hash) of the submitter's sweep made with ``key`` (keys are per
     submitter), or None."""
     row = session.execute(

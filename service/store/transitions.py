@@ -260,9 +260,7 @@ def finish_running(
         # (a write this claim no longer held leaves the new holder's state alone).
         states = TrialState.__table__
         trials = Trial.__table__
-        is_done = (
-            select(trials.c.status).where(trials.c.id == states.c.trial_id).scalar_subquery()
-        )
+        is_done = select(trials.c.status).where(trials.c.id == states.c.trial_id).scalar_subquery()
         for start in range(0, len(in_legs), _CHUNK):
             session.execute(
                 delete(states).where(

@@ -99,9 +99,18 @@ def test_the_progress_line_counts_executing_and_queued_trials_apart() -> None:
     from finetune_sweeps.progress import progress_text
 
     base = {
-        "id": "s", "name": "n", "workload": "dln_finetune", "submitter": "me", "priority": 0,
-        "tags": [], "status": "running", "created_at": "2026-01-01T00:00:00Z",
-        "trial_count": 70, "cached_count": 0, "progress": 0.2, "eta_s": 65.0,
+        "id": "s",
+        "name": "n",
+        "workload": "dln_finetune",
+        "submitter": "me",
+        "priority": 0,
+        "tags": [],
+        "status": "running",
+        "created_at": "2026-01-01T00:00:00Z",
+        "trial_count": 70,
+        "cached_count": 0,
+        "progress": 0.2,
+        "eta_s": 65.0,
         "counts": {"pending": 0, "running": 56, "succeeded": 14},
     }
     line = progress_text(SweepRead.model_validate(base | {"executing": 7, "queued_in_batch": 49}))

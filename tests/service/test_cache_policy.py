@@ -31,8 +31,7 @@ def finish_all(session_factory, stop_reason: str) -> None:
     with session_scope(session_factory) as session:
         claimed = transitions.claim_pending(session, "test", 100, 60, postgres=False)
         outcomes = [
-            (t, TrialOutcome.succeeded(stop_reason=stop_reason, gen_error_sim=0.5))
-            for t in claimed
+            (t, TrialOutcome.succeeded(stop_reason=stop_reason, gen_error_sim=0.5)) for t in claimed
         ]
         assert transitions.finish_running(session, "test", outcomes) == len(claimed) == 1
 

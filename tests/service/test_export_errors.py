@@ -78,9 +78,7 @@ def test_a_failure_in_the_first_chunk_is_an_error_response(
             }
 
 
-def test_parquet_is_written_whole_before_the_first_byte(
-    migrated_url, stored, monkeypatch
-) -> None:
+def test_parquet_is_written_whole_before_the_first_byte(migrated_url, stored, monkeypatch) -> None:
     real = results_export.iter_export_chunks
     monkeypatch.setattr(results_export, "iter_export_chunks", failing_after_first_chunk(real))
     app = create_app(Settings(database_url=migrated_url), start_dispatcher=False, migrate=False)
