@@ -44,14 +44,14 @@ def rerun(database: str, where: dict[str, float], seed: int, threshold: float) -
     torch.set_num_threads(1)
     clauses = " and ".join(f"json_extract(params, '$.{name}') = ?" for name in where)
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-    found = connection.execute(
+    rows = connection.execute(
         "select params, execution, gen_error_sim from trials where workload = 'dln_finetune' "
         f"and status = 'succeeded' and seed = ? and {clauses}",
         (seed, *where.values()),
-    ).fetchone()
-    if found is None:
-        raise SystemExit(f"no stored result for seed {seed} at {where}")
-    params, execution, stored = json.loads(found[0]), json.loads(found[1]), found[2]
+    ).fetchall()
+    if len(rows) != 1:  # none, or several configs match: name the one meant
+        raise SystemExit(f"{len(rows)} stored results for seed {seed} at {where}; want 1")
+    params, execution, stored = json.loads(rows[0][0]), json.loads(rows[0][1]), rows[0][2]
     # More steps than the spec's cap: a tighter threshold needs them (x4.5 at 1e-6 here).
     execution = {**execution, "loss_threshold": threshold, "max_steps": 1_000_000}
     start = time.perf_counter()
@@ -74,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ledger", type=Path, required=True)
     parser.add_argument("--omega", type=float, default=1.0)
+    parser.add_argument("--rho-ft", type=float, default=0.1)
     parser.add_argument("--alpha", type=float, default=0.157)
     parser.add_argument("--c-pt", type=float, default=1e-3)
     parser.add_argument("--lambda-pt", type=float, default=0.0)
@@ -84,6 +85,7 @@ def main() -> None:
     database = str(open_ledger(args.ledger))
     where = {
         "omega": args.omega,
+        "rho_ft": args.rho_ft,
         "alpha": args.alpha,
         "c_pt": args.c_pt,
         "lambda_pt": args.lambda_pt,
