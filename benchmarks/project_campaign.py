@@ -26,6 +26,10 @@ runs one batch per core).
     .venv/bin/python benchmarks/project_campaign.py --results \
         docs/figures/paper-scale/exp1-paper-scale_results.csv [--workers 2] \
         [--seconds-per-unit 1.1e-9]
+
+``--holdout`` tests the step models on the measured networks instead of projecting:
+per setting, fit on every α but the largest, predict the largest, with the plan's
+``steps ∝ n`` as the baseline beside the power law.
 """
 
 from __future__ import annotations
@@ -110,6 +114,50 @@ def predicted_steps(b: float, q: float, cap: int, alpha: float) -> float:
     return min(cap, max(CHECK_EVERY, b * alpha**q))
 
 
+def holdout(medians: dict[tuple, dict[float, float]]) -> None:
+    """Each setting measured at three α or more: both step models fitted on all but its
+    largest α, then asked for the largest.  The baseline is ``sweeps plan``'s model, steps
+    ∝ n with one slope per setting (``Σ steps / Σ n``, here over the medians: ``b = Σ
+    steps_α / Σ α``); the other is this script's power law ``b α^q``.  Prints each setting's
+    measured median and both predictions, then the total steps predicted over measured
+    and the spread of the per-setting ratios."""
+    print("| ω | c_PT | λ_PT | γ_FT | α held out | measured | steps ∝ n | ratio | b α^q | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    measured_total = linear_total = power_total = 0.0
+    linear_ratios, power_ratios = [], []
+    for setting, points in sorted(medians.items()):
+        if len(points) < 3:
+            continue
+        last = max(points)
+        known = {alpha: steps for alpha, steps in points.items() if alpha != last}
+        # Both floored at one stopping check, as the projection is (predicted_steps).
+        linear = max(CHECK_EVERY, sum(known.values()) / sum(known) * last)
+        b, q = fit(known)
+        power = predicted_steps(b, q, math.inf, last)
+        actual = points[last]
+        measured_total, linear_total, power_total = (
+            measured_total + actual,
+            linear_total + linear,
+            power_total + power,
+        )
+        linear_ratios.append(linear / actual)
+        power_ratios.append(power / actual)
+        cells = " | ".join(f"{v:g}" for v in setting)
+        print(
+            f"| {cells} | {last:g} | {actual:,.0f} | {linear:,.0f} | {linear / actual:.2f} | "
+            f"{power:,.0f} (q {q:.2f}) | {power / actual:.2f} |"
+        )
+    for name, total, ratios in (
+        ("steps ∝ n (the plan, baseline)", linear_total, linear_ratios),
+        ("power law b α^q", power_total, power_ratios),
+    ):
+        print(
+            f"- {name}: Σ predicted / Σ measured {total / measured_total:.2f}; per setting "
+            f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f} "
+            f"({len(ratios)} settings)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, nargs="+", required=True)
@@ -121,8 +169,17 @@ def main() -> None:
         help="the machine constant c (s per step·n·D on one core) to use instead of the "
         "results' own, e.g. when the measured run shared its cores with other work",
     )
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="test the step models instead: per setting, fit on every α but the largest and "
+        "predict the largest (the plan's steps ∝ n as the baseline, then the power law)",
+    )
     args = parser.parse_args()
     c, medians = measured(args.results)
+    if args.holdout:
+        holdout(medians)
+        return
     if args.seconds_per_unit is not None:
         print(f"c measured in the results: {c:.3g}; using {args.seconds_per_unit:.3g}")
         c = args.seconds_per_unit
