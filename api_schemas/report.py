@@ -67,6 +67,17 @@ def varying_params(rows: list[ConfigAgreement]) -> list[str]:
     return sorted(key for key in keys if len({repr(row.params.get(key)) for row in rows}) > 1)
 
 
+def param_pairs(params: dict[str, Any], keys: list[str]) -> str:
+    """``omega=1, rho_ft=0.1, D=5000``: the ``keys`` a config has, numbers as ``:g``."""
+    return ", ".join(
+        f"{key}={params[key]:g}"
+        if isinstance(params[key], int | float) and not isinstance(params[key], bool)
+        else f"{key}={params[key]}"
+        for key in keys
+        if key in params
+    )
+
+
 class RegimeAgreement(BaseModel):
     """The agreement numbers restricted to one theory regime."""
 

@@ -47,7 +47,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api_schemas.report import AgreementReport, ConfigAgreement, RegimeAgreement, varying_params
+from api_schemas.report import (
+    AgreementReport,
+    ConfigAgreement,
+    RegimeAgreement,
+    param_pairs,
+    varying_params,
+)
 from api_schemas.wire import REGIMES
 from workers.theory import regimes as classifier
 
@@ -317,10 +323,8 @@ def _fraction(numerator: int, denominator: int) -> float | None:
 
 def config_name(row: ConfigAgreement, keys: list[str]) -> str:
     """``alpha=0.157, omega=1, rho_ft=0.1``: a config by α and the ``keys`` that vary."""
-    values = {"alpha": row.alpha} | {key: row.params.get(key) for key in keys}
     return ", ".join(
-        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in values.items()
+        part for part in (f"alpha={row.alpha:.3g}", param_pairs(row.params, keys)) if part
     )
 
 

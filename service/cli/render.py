@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
-from api_schemas.report import AgreementReport, varying_params
+from api_schemas.report import AgreementReport, param_pairs, varying_params
 from api_schemas.result_columns import RESULT_COLUMNS as DEFINED_RESULT_COLUMNS
 from api_schemas.wire import ResultRead, SkippedSettingRead, SweepPlan, SweepRead
 from finetune_sweeps.progress import format_duration, progress_text
@@ -244,14 +244,6 @@ def _config_keys(report: AgreementReport) -> list[str]:
     return [*_FIGURE_KEYS, *varying]
 
 
-def _value(value: Any) -> str:
-    return (
-        f"{value:g}"
-        if isinstance(value, int | float) and not isinstance(value, bool)
-        else str(value)
-    )
-
-
 def report_text(report: AgreementReport) -> str:
     """The agreement report as text: totals, per regime, worst configs, notes."""
     lines = [
@@ -283,7 +275,7 @@ def report_text(report: AgreementReport) -> str:
         lines += ["", "worst configs (largest |z|):"]
         shown = _config_keys(report)
         for row in report.worst:
-            where = ", ".join(f"{k}={_value(row.params[k])}" for k in shown if k in row.params)
+            where = param_pairs(row.params, shown)
             lines.append(
                 f"  alpha={row.alpha:<5g} {where}: sim {_num(row.sim_mean)} ± "
                 f"{_num(row.sim_sem, '{:.2g}')}, theory {_num(row.theory)}, "
