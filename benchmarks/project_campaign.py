@@ -123,8 +123,7 @@ def holdout(medians: dict[tuple, dict[float, float]]) -> None:
     and the spread of the per-setting ratios."""
     print("| ω | c_PT | λ_PT | γ_FT | α held out | measured | steps ∝ n | ratio | b α^q | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    measured_total = linear_total = power_total = 0.0
-    linear_ratios, power_ratios = [], []
+    held: list[tuple[float, float, float]] = []  # (measured, steps ∝ n, power law)
     for setting, points in sorted(medians.items()):
         if len(points) < 3:
             continue
@@ -135,22 +134,16 @@ def holdout(medians: dict[tuple, dict[float, float]]) -> None:
         b, q = fit(known)
         power = predicted_steps(b, q, math.inf, last)
         actual = points[last]
-        measured_total, linear_total, power_total = (
-            measured_total + actual,
-            linear_total + linear,
-            power_total + power,
-        )
-        linear_ratios.append(linear / actual)
-        power_ratios.append(power / actual)
+        held.append((actual, linear, power))
         cells = " | ".join(f"{v:g}" for v in setting)
         print(
             f"| {cells} | {last:g} | {actual:,.0f} | {linear:,.0f} | {linear / actual:.2f} | "
             f"{power:,.0f} (q {q:.2f}) | {power / actual:.2f} |"
         )
-    for name, total, ratios in (
-        ("steps ∝ n (the plan, baseline)", linear_total, linear_ratios),
-        ("power law b α^q", power_total, power_ratios),
-    ):
+    measured_total = sum(actual for actual, _, _ in held)
+    for name, model in (("steps ∝ n (the plan, baseline)", 1), ("power law b α^q", 2)):
+        total = sum(row[model] for row in held)
+        ratios = [row[model] / row[0] for row in held]
         print(
             f"- {name}: Σ predicted / Σ measured {total / measured_total:.2f}; per setting "
             f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}–{max(ratios):.2f} "
